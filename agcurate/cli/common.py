@@ -1,0 +1,95 @@
+"""Pieces every command shares: option types, error handling, the embedding step and printing."""
+
+from __future__ import annotations
+
+import functools
+import os
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from ..errors import AgcurateError
+
+DEFAULT_OUT = Path("agcurate-out")
+
+
+class _State:
+    debug = bool(os.environ.get("AGCURATE_DEBUG"))
+
+
+STATE = _State()
+
+PathsArg = Annotated[
+    Optional[list[Path]],
+    typer.Argument(help="Image files or folders (recursive). Omit to reuse the last `agcurate embed` collection.",
+                   show_default=False),
+]
+ModelOpt = Annotated[str, typer.Option("--model", "-m", help="Encoder: lite0, timm:NAME, torchvision:NAME or file:CHECKPOINT.")]
+WeightsOpt = Annotated[Optional[Path], typer.Option("--weights", help="Weights file for a timm:/torchvision: model (no download).")]
+DeviceOpt = Annotated[str, typer.Option("--device", help="auto (CUDA when present), cpu or cuda.")]
+BatchOpt = Annotated[Optional[int], typer.Option("--batch-size", min=1, help="Images per model call (default 32 on CPU, 128 on CUDA).")]
+WorkersOpt = Annotated[Optional[int], typer.Option("--workers", min=0, help="Decode worker processes (default: up to 4; 0 = decode in-process).")]
+ImageSizeOpt = Annotated[Optional[int], typer.Option("--image-size", min=16, help="Encoder input size in pixels (default: the model's).")]
+StoreOpt = Annotated[Optional[Path], typer.Option("--store", envvar="AGCURATE_STORE", help="Embedding store folder (default ~/.cache/agcurate).")]
+OutOpt = Annotated[Path, typer.Option("--out", "-o", help="Folder for CSV and HTML outputs.")]
+
+
+def console(stderr: bool = False):
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False, soft_wrap=True)
+
+
+def command(app: typer.Typer, name: str | None = None, **kwargs):
+    """Register a command whose library errors become one line on stderr and an exit code."""
+
+    def deco(fn):
+        @functools.wraps(fn)
+        def wrapper(*args, **kw):
+            try:
+                return fn(*args, **kw)
+            except AgcurateError as exc:
+                if STATE.debug:
+                    raise
+                console(stderr=True).print(f"[bold red]error:[/] {exc}", markup=True)
+                raise typer.Exit(exc.exit_code) from None
+            except KeyboardInterrupt:
+                console(stderr=True).print("interrupted: finished chunks are kept in the store")
+                raise typer.Exit(130) from None
+
+        app.command(name, **kwargs)(wrapper)
+        return fn
+
+    return deco
+
+
+def run_embed(paths: list[Path] | None, *, model: str, weights: Path | None, device: str,
+              batch_size: int | None, workers: int | None, image_size: int | None, store: Path | None,
+              source_options=None, quiet: bool = False):
+    """Embed (or read from the store) the command's input and report skipped files briefly."""
+    from ..embedding import embed
+
+    emb = embed(paths or None, model, device=device, batch_size=batch_size, workers=workers,
+                image_size=image_size, store=store, weights=str(weights) if weights else None,
+                source_options=source_options)
+    if not quiet:
+        note = console(stderr=True)
+        s = emb.stats
+        note.print(f"{len(emb)} items ({s.encoded} newly encoded, {s.cached} from cache, "
+                   f"{s.skipped} skipped) with {emb.encoder.name}")
+        print_skipped(emb, note, limit=5)
+    return emb
+
+
+def print_skipped(emb, out, limit: int = 10) -> None:
+    if not emb.skipped:
+        return
+    from rich.markup import escape
+
+    for s in emb.skipped[:limit]:
+        out.print(f"  skipped {escape(s.path)}: {escape(s.reason)}")
+    if len(emb.skipped) > limit:
+        out.print(f"  ... and {len(emb.skipped) - limit} more")
+    if emb.store_dir is not None:
+        out.print(f"  full list: {emb.store_dir / 'skipped.csv'}")

@@ -1,0 +1,205 @@
+"""``embed``: discover items, encode what the store lacks, return every item's vector.
+
+Decoding and resizing run in DataLoader worker processes; the main process only batches, runs
+the model and writes finished chunks to the store.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .encoders import DEFAULT_MODEL, Encoder, get_encoder
+from .errors import NoUsableInputError
+from .items import Item
+from .progress import progress_bar
+from .runtime import ModelRunner, cpu_threads, resolve_device
+from .sources import Discovery, Skipped, SourceOptions, discover
+from .store import EmbeddingStore, last_collection, remember_collection, resolve_store_root
+
+CHUNK_ITEMS = 256        # rows per store part: a killed run loses at most this much work
+CHUNK_SECONDS = 30.0     # ... or this many seconds of it
+
+
+@dataclass
+class EmbedStats:
+    """What one ``embed`` call did."""
+
+    found: int = 0
+    encoded: int = 0
+    cached: int = 0
+    skipped: int = 0
+    ignored: int = 0
+    seconds: float = 0.0
+    encode_seconds: float = 0.0
+
+    @property
+    def rate(self) -> float:
+        """Items encoded per second of encoding (0 when nothing was encoded)."""
+        return self.encoded / self.encode_seconds if self.encode_seconds > 0 else 0.0
+
+
+@dataclass
+class Embeddings:
+    """Vectors (float32, L2-normalised, one row per item) with the items' metadata and signals."""
+
+    vectors: np.ndarray
+    items: "pd.DataFrame"  # noqa: F821
+    encoder: Encoder
+    skipped: list[Skipped] = field(default_factory=list)
+    stats: EmbedStats = field(default_factory=EmbedStats)
+    store_dir: Path | None = None
+    inputs: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.vectors)
+
+    @property
+    def paths(self) -> list[str]:
+        return self.items["path"].tolist()
+
+    @property
+    def keys(self) -> list[str]:
+        return self.items["key"].tolist()
+
+    def to_items(self) -> list[Item]:
+        """Rebuild ``Item`` objects (e.g. to load pixels of some rows again)."""
+        out = []
+        for r in self.items.itertuples(index=False):
+            window = None if int(r.x) < 0 else (int(r.x), int(r.y), int(r.w), int(r.h))
+            out.append(Item(path=r.path, kind=r.kind, frame=int(r.frame), time_s=float(r.time_s),
+                            window=window, variant=r.variant, fingerprint=r.fingerprint,
+                            meta=json.loads(r.meta) if r.meta else {}))
+        return out
+
+    def subset(self, mask) -> "Embeddings":
+        mask = np.asarray(mask)
+        return Embeddings(self.vectors[mask], self.items[mask].reset_index(drop=True), self.encoder,
+                          self.skipped, self.stats, self.store_dir, self.inputs)
+
+
+def default_workers(n_items: int) -> int:
+    """Decode workers: none for a handful of items (process start costs more), else up to 4."""
+    if n_items < 32:
+        return 0
+    return max(1, min(4, cpu_threads()))
+
+
+def embed(paths: Iterable[str | Path] | None = None, model: str = DEFAULT_MODEL, *, device: str = "auto",
+          batch_size: int | None = None, workers: int | None = None, image_size: int | None = None,
+          store: str | Path | None = None, weights: str | None = None,
+          source_options: SourceOptions | None = None, progress: bool | None = None,
+          remember: bool = True, encoder: Encoder | None = None) -> Embeddings:
+    """Embed every item under ``paths`` and return all vectors, encoding only what the store lacks.
+
+    With ``paths=None`` the collection of the last ``embed`` in this store is used (and its model,
+    when ``model`` is left at the default). Raises ``NoUsableInputError`` when nothing usable remains.
+    """
+    t0 = time.perf_counter()
+    root = resolve_store_root(store)
+    if paths is None:
+        last = last_collection(root)
+        paths = last["paths"]
+        if model == DEFAULT_MODEL and encoder is None:
+            model, weights = last.get("model", model), last.get("weights")
+            image_size = image_size or last.get("image_size")
+        if source_options is None:
+            source_options = SourceOptions(**last.get("source_options", {}))
+    inputs = [str(Path(p).expanduser().resolve()) for p in paths]
+    opts = source_options or SourceOptions()
+    enc = encoder or get_encoder(model, weights=weights, image_size=image_size)
+    found = discover(inputs, opts)
+    st = EmbeddingStore(root, enc.id, enc.slug, enc.dim)
+    stats = EmbedStats(found=len(found.items), ignored=found.ignored)
+    skipped = list(found.skipped)
+    if not found.items:
+        st.write_skipped(skipped)
+        raise NoUsableInputError(_nothing_message(inputs, found))
+
+    cached = st.index()
+    todo = [it for it in found.items if cached.get(it.key) != it.fingerprint]
+    stats.cached = len(found.items) - len(todo)
+    if todo:
+        t_enc = time.perf_counter()
+        failed = encode_items(todo, enc, st, opts, device=device, batch_size=batch_size,
+                              workers=workers, progress=progress)
+        stats.encode_seconds = time.perf_counter() - t_enc
+        skipped += failed
+        stats.encoded = len(todo) - len(failed)
+    bad = {s.key for s in skipped if s.key}
+    keys = [it.key for it in found.items if it.key not in bad]
+    stored = st.load(keys)
+    st.compact(keep_keys=None)
+    stats.skipped = len(skipped)
+    st.write_skipped(skipped)
+    if len(stored.vectors) == 0:
+        raise NoUsableInputError(_nothing_message(inputs, found, skipped))
+    if remember:
+        remember_collection(root, {
+            "paths": inputs, "model": enc.name if not enc.name.startswith("file:") else enc.name,
+            "weights": weights, "image_size": image_size, "source_options": asdict(opts),
+            "encoder_id": enc.id, "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        })
+    stats.seconds = time.perf_counter() - t0
+    return Embeddings(stored.vectors, stored.items, enc, skipped, stats, st.dir, inputs)
+
+
+def _nothing_message(inputs: Sequence[str], found: Discovery, skipped: Sequence[Skipped] | None = None) -> str:
+    skipped = list(skipped if skipped is not None else found.skipped)
+    where = ", ".join(inputs[:3]) + (" ..." if len(inputs) > 3 else "")
+    if skipped:
+        return (f"no usable image in {where}: {len(skipped)} file(s) could not be read "
+                f"(first: {skipped[0].path}: {skipped[0].reason})")
+    extra = f" ({found.ignored} other file(s) ignored)" if found.ignored else ""
+    return f"no image found in {where}{extra}"
+
+
+# --- the encoding loop ----------------------------------------------------------------------------
+
+def encode_items(items: Sequence[Item], enc: Encoder, st: EmbeddingStore, opts: SourceOptions, *,
+                 device: str = "auto", batch_size: int | None = None, workers: int | None = None,
+                 progress: bool | None = None) -> list[Skipped]:
+    """Encode ``items`` and append them to ``st`` in chunks; return the items that failed to decode."""
+    import torch
+
+    from .loader import DecodeDataset, collate_rows, worker_init
+
+    dev = resolve_device(device)
+    cuda = dev.startswith("cuda")
+    batch_size = batch_size or (128 if cuda else 32)
+    n_workers = default_workers(len(items)) if workers is None else max(0, workers)
+    runner = ModelRunner(enc, dev)
+    dataset = DecodeDataset(items, opts, enc.input_size)
+    loader = torch.utils.data.DataLoader(
+        dataset, batch_size=batch_size, num_workers=n_workers, collate_fn=collate_rows,
+        pin_memory=False, worker_init_fn=worker_init, persistent_workers=False,
+        prefetch_factor=4 if n_workers else None,
+    )
+    failed: list[Skipped] = []
+    rows: list[dict] = []
+    vecs: list[np.ndarray] = []
+    last_flush = time.perf_counter()
+    with progress_bar(len(items), f"embedding ({enc.name})", enabled=progress) as bar:
+        for batch in loader:
+            good = [r for r in batch if r["pixels"] is not None]
+            for r in batch:
+                if r["pixels"] is None:
+                    failed.append(Skipped(r["row"]["path"], r["error"], key=r["row"]["key"]))
+            if good:
+                x = torch.stack([r["pixels"] for r in good])
+                if cuda:
+                    x = x.pin_memory()
+                vecs.append(runner(x))
+                rows.extend(r["row"] for r in good)
+            bar.advance(len(batch))
+            if len(rows) >= CHUNK_ITEMS or (rows and time.perf_counter() - last_flush > CHUNK_SECONDS):
+                st.append(rows, np.concatenate(vecs))
+                rows, vecs, last_flush = [], [], time.perf_counter()
+    if rows:
+        st.append(rows, np.concatenate(vecs))
+    return failed

@@ -1,0 +1,64 @@
+"""What an item is: one image, one video frame or one tile of a raster, with a stable key."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Item:
+    """One thing that gets one embedding.
+
+    ``path`` is the absolute file (or band folder) it comes from. ``frame``/``time_s`` locate a video
+    frame, ``window`` (x, y, w, h) a tile. ``variant`` holds source options that change the pixels
+    (bands, stretch...), so that they become part of the cache key.
+    """
+
+    path: str
+    kind: str = "image"
+    frame: int = -1
+    time_s: float = -1.0
+    window: tuple[int, int, int, int] | None = None
+    variant: str = ""
+    fingerprint: str = ""
+    meta: dict = field(default_factory=dict, compare=False, hash=False)
+
+    @property
+    def key(self) -> str:
+        """Unique, stable identity of the item inside the store (path + where in the file)."""
+        key = self.path
+        if self.frame >= 0:
+            key += f"#frame={self.frame}"
+        if self.window is not None:
+            key += "#window={},{},{},{}".format(*self.window)
+        if self.variant:
+            key += f"#{self.variant}"
+        return key
+
+    @property
+    def group(self) -> str:
+        """Items of one group are decoded together (all frames of a video, all tiles of a raster)."""
+        return f"{self.path}#{self.variant}" if self.variant else self.path
+
+    @property
+    def window_str(self) -> str:
+        """``x,y,w,h`` or an empty string, as written into CSV outputs."""
+        return "" if self.window is None else "{},{},{},{}".format(*self.window)
+
+
+def file_fingerprint(path: str | os.PathLike) -> str:
+    """Cheap change detector: size and modification time in nanoseconds."""
+    st = os.stat(path)
+    return f"{st.st_size}-{st.st_mtime_ns}"
+
+
+def display_path(path: str, base: str | None = None) -> str:
+    """A path relative to ``base`` when it lies below it, else the path itself."""
+    if base:
+        try:
+            return str(Path(path).relative_to(base))
+        except ValueError:
+            pass
+    return path

@@ -1,0 +1,80 @@
+"""The decode side of embedding: a torch IterableDataset run in DataLoader worker processes.
+
+Each worker takes whole groups (one file, all its frames or tiles), decodes them once, resizes
+to the encoder's input and computes the cheap pixel signals, so the model never waits on JPEG
+decode. Imported only when something is encoded (it imports torch).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from .items import Item
+from .signals import pixel_hash, pixel_signals, resize_square
+from .sources import SourceOptions, get_sources, read_group
+
+
+def item_row(item: Item) -> dict:
+    """Store columns that describe an item (signals and hashes are added after decoding)."""
+    x, y, w, h = item.window if item.window is not None else (-1, -1, -1, -1)
+    return {"key": item.key, "path": item.path, "kind": item.kind, "frame": item.frame,
+            "time_s": item.time_s, "x": x, "y": y, "w": w, "h": h, "variant": item.variant,
+            "fingerprint": item.fingerprint, "meta": json.dumps(item.meta) if item.meta else ""}
+
+
+def collate_rows(batch: list[dict]) -> list[dict]:
+    """Keep a batch as a list: failed items have no pixels and are reported, not stacked."""
+    return batch
+
+
+def worker_init(_worker_id: int) -> None:
+    """One thread per decode worker: the cores belong to the model."""
+    import cv2
+
+    torch.set_num_threads(1)
+    cv2.setNumThreads(1)
+
+
+class DecodeDataset(torch.utils.data.IterableDataset):
+    """Decoded, resized items as uint8 CHW tensors with their store row; groups split across workers."""
+
+    def __init__(self, items: Sequence[Item], opts: SourceOptions, size: int):
+        super().__init__()
+        self.items = list(items)
+        self.opts = opts
+        self.size = size
+        groups: dict[str, list[int]] = {}
+        for i, it in enumerate(self.items):
+            groups.setdefault(it.group, []).append(i)
+        self.groups = list(groups.values())
+
+    def __iter__(self):
+        info = torch.utils.data.get_worker_info()
+        wid, n = (info.id, info.num_workers) if info is not None else (0, 1)
+        sources = get_sources(min_side=self.size)
+        for g in range(wid, len(self.groups), n):
+            members = [self.items[i] for i in self.groups[g]]
+            by_key = {it.key: it for it in members}
+            for dec in read_group(members, self.opts, sources):
+                row = item_row(by_key.get(dec.item.key, dec.item))
+                if dec.rgb is None:
+                    yield {"row": row, "pixels": None, "error": dec.error or "cannot decode"}
+                    continue
+                try:
+                    yield {"row": row, "pixels": self._prepare(dec, row), "error": None}
+                except Exception as exc:  # noqa: BLE001 - one broken item must not stop the run
+                    yield {"row": row, "pixels": None, "error": f"cannot prepare pixels: {exc}"}
+
+    def _prepare(self, dec, row: dict) -> torch.Tensor:
+        small = resize_square(dec.rgb, self.size)
+        row.update(pixel_signals(dec.rgb, small, dec.nodata))
+        row.update({k if k.startswith("sig_") else f"sig_{k}": float(v) for k, v in dec.signals.items()})
+        row["pixel_hash"] = pixel_hash(dec.rgb)
+        row["content_hash"] = dec.content_hash
+        w, h = dec.size if dec.size else (dec.rgb.shape[1], dec.rgb.shape[0])
+        row["width"], row["height"] = int(w), int(h)
+        return torch.from_numpy(np.ascontiguousarray(small.transpose(2, 0, 1)))

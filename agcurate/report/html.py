@@ -1,0 +1,83 @@
+"""Shared HTML machinery: an autoescaping Jinja2 environment, thumbnails and atomic writes.
+
+Every page extends ``base.html.j2``; file names and paths are data and are always escaped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from ..items import Item
+
+
+def _env():
+    from jinja2 import Environment, PackageLoader, select_autoescape
+
+    env = Environment(loader=PackageLoader("agcurate", "report/templates"),
+                      autoescape=select_autoescape(default=True, default_for_string=True))
+    env.filters["pct"] = lambda v: f"{100 * float(v):.1f}%"
+    env.filters["num"] = lambda v, nd=3: f"{float(v):.{nd}f}"
+    return env
+
+
+def render_page(out: str | os.PathLike, template: str, **context) -> Path:
+    """Render ``template`` to ``out`` (written atomically); returns the path."""
+    from .. import __version__
+
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    html = _env().get_template(template).render(version=__version__, **context)
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text(html, encoding="utf-8")
+    os.replace(tmp, out)
+    return out
+
+
+def file_href(path: str | os.PathLike) -> str:
+    """A ``file://`` URL for a local file (percent-encoded, so odd names stay links)."""
+    return Path(path).resolve().as_uri()
+
+
+def thumbnails(items: Sequence[Item], out_dir: str | os.PathLike, size: int = 192,
+               quality: int = 80) -> list[str | None]:
+    """Write a JPEG thumbnail per item under ``out_dir/thumbs`` (reused when present).
+
+    Returns each thumbnail's path relative to ``out_dir`` (None where the item cannot be read).
+    Tiles and frames are thumbnailed from their own window / frame.
+    """
+    from PIL import Image
+
+    from ..sources import load_rgb
+
+    out_dir = Path(out_dir)
+    tdir = out_dir / "thumbs"
+    tdir.mkdir(parents=True, exist_ok=True)
+    rel: list[str | None] = []
+    for item in items:
+        name = hashlib.sha1(f"{item.key}|{item.fingerprint}|{size}".encode()).hexdigest()[:20] + ".jpg"
+        target = tdir / name
+        if not target.exists():
+            try:
+                img = Image.fromarray(load_rgb(item))
+            except Exception:  # noqa: BLE001 - a missing thumbnail must not break a report
+                rel.append(None)
+                continue
+            img.thumbnail((size, size))
+            tmp = target.with_name(name + ".tmp")
+            img.save(tmp, format="JPEG", quality=quality)
+            os.replace(tmp, target)
+        rel.append(f"thumbs/{name}")
+    return rel
+
+
+def write_csv(df, out: str | os.PathLike) -> Path:
+    """Write a DataFrame as CSV atomically (a reader never sees half a file)."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    df.to_csv(tmp, index=False)
+    os.replace(tmp, out)
+    return out

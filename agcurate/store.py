@@ -1,0 +1,237 @@
+"""The embedding store: Parquet parts per encoder, written atomically chunk by chunk.
+
+Layout under the store root (``~/.cache/agcurate`` unless ``--store``/``AGCURATE_STORE``)::
+
+    last.json                          the collection the last ``embed`` worked on
+    models/<encoder-slug>/encoder.json what the encoder is (its full id)
+    models/<encoder-slug>/parts/*.parquet  rows: item key, path, fingerprint, signals, vector
+    models/<encoder-slug>/skipped.csv  files the last run could not use, and why
+
+A part is written under a temporary name and renamed, so a killed run loses at most the chunk in
+flight. Rows are never edited in place: a re-encoded item gets a newer row, reads keep the newest,
+and ``compact`` rewrites the parts without stale rows.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import StoreError
+
+ITEM_COLUMNS = {  # name -> pyarrow type name; signals are float32
+    "key": "string", "path": "string", "kind": "string", "frame": "int32", "time_s": "float32",
+    "x": "int32", "y": "int32", "w": "int32", "h": "int32", "variant": "string",
+    "fingerprint": "string", "content_hash": "string", "pixel_hash": "string",
+    "width": "int32", "height": "int32", "meta": "string",
+}
+BASE_SIGNALS = ("brightness", "saturation", "sharpness", "nodata")
+COMPACT_PARTS = 24
+
+
+def default_store_root() -> Path:
+    """``$AGCURATE_STORE``, else ``$XDG_CACHE_HOME/agcurate``, else ``~/.cache/agcurate``."""
+    env = os.environ.get("AGCURATE_STORE")
+    if env:
+        return Path(env).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
+    return base / "agcurate"
+
+
+def resolve_store_root(store: str | os.PathLike | None) -> Path:
+    return Path(store).expanduser().resolve() if store else default_store_root()
+
+
+@dataclass
+class StoredEmbeddings:
+    """Rows read back from the store: item columns (pandas) and their vectors (float32)."""
+
+    items: "pd.DataFrame"  # noqa: F821
+    vectors: np.ndarray
+
+
+class EmbeddingStore:
+    """The part of the store that holds one encoder's vectors."""
+
+    def __init__(self, root: str | os.PathLike, encoder_id: str, slug: str, dim: int):
+        self.root = Path(root)
+        self.encoder_id = encoder_id
+        self.dim = dim
+        self.dir = self.root / "models" / slug
+        self.parts_dir = self.dir / "parts"
+        self._seq = 0
+
+    # -- writing ---------------------------------------------------------------------------------
+    def _ensure(self) -> None:
+        self.parts_dir.mkdir(parents=True, exist_ok=True)
+        meta = self.dir / "encoder.json"
+        if not meta.exists():
+            _atomic_write_text(meta, json.dumps({"id": self.encoder_id, "dim": self.dim}, indent=2))
+
+    def schema(self, signal_names=()):
+        import pyarrow as pa
+
+        fields = [pa.field(name, getattr(pa, typ)()) for name, typ in ITEM_COLUMNS.items()]
+        fields += [pa.field(name, pa.float32()) for name in signal_names]
+        fields += [pa.field("seq", pa.int64()), pa.field("vector", pa.list_(pa.float16(), self.dim))]
+        return pa.schema(fields)
+
+    def append(self, rows: list[dict], vectors: np.ndarray) -> Path | None:
+        """Write one chunk of rows (dicts of item columns + signals) with their vectors."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        if not rows:
+            return None
+        self._ensure()
+        vectors = np.asarray(vectors, dtype=np.float16).reshape(len(rows), self.dim)
+        signal_names = sorted({k for r in rows for k in r if k not in ITEM_COLUMNS})
+        schema = self.schema(signal_names)
+        seq0 = time.time_ns()
+        cols = {}
+        for name, typ in ITEM_COLUMNS.items():
+            default = -1 if typ.startswith("int") else (np.nan if typ == "float32" else "")
+            cols[name] = [r.get(name, default) for r in rows]
+        for name in signal_names:
+            cols[name] = [float(r.get(name, np.nan)) for r in rows]
+        cols["seq"] = list(range(seq0, seq0 + len(rows)))
+        cols["vector"] = pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1)), self.dim)
+        table = pa.table(cols, schema=schema)
+        self._seq += 1
+        name = f"part-{seq0}-{os.getpid()}-{self._seq:05d}.parquet"
+        tmp = self.parts_dir / (name + ".tmp")
+        pq.write_table(table, tmp, compression="zstd")
+        os.replace(tmp, self.parts_dir / name)
+        return self.parts_dir / name
+
+    # -- reading ---------------------------------------------------------------------------------
+    def parts(self) -> list[Path]:
+        if not self.parts_dir.is_dir():
+            return []
+        return sorted(p for p in self.parts_dir.glob("part-*.parquet"))
+
+    def _read(self, columns: list[str] | None = None):
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        tables = []
+        for part in self.parts():
+            try:
+                tables.append(pq.read_table(part, columns=_present(part, columns)))
+            except (OSError, pa.ArrowInvalid):
+                continue  # a damaged part only costs its rows: they are encoded again
+        if not tables:
+            return None
+        return pa.concat_tables(tables, promote_options="default")
+
+    def index(self) -> dict[str, str]:
+        """Newest fingerprint per item key (what is cached)."""
+        table = self._read(["key", "fingerprint", "seq"])
+        if table is None:
+            return {}
+        df = table.to_pandas().sort_values("seq")
+        return dict(zip(df["key"], df["fingerprint"]))
+
+    def load(self, keys: list[str] | None = None) -> StoredEmbeddings:
+        """Newest row per key, in the order of ``keys`` when given (keys not stored are left out)."""
+        import pandas as pd
+
+        table = self._read()
+        if table is None:
+            return StoredEmbeddings(pd.DataFrame(columns=list(ITEM_COLUMNS)), np.zeros((0, self.dim), np.float32))
+        key_col = table.column("key").to_pandas()
+        seq = table.column("seq").to_numpy()
+        order = np.argsort(seq, kind="stable")
+        newest = pd.Series(order, index=key_col.to_numpy()[order])
+        newest = newest[~newest.index.duplicated(keep="last")]
+        if keys is not None:
+            newest = newest.reindex(keys).dropna().astype(np.int64)
+        rows = newest.to_numpy()
+        import pyarrow as pa
+
+        picked = table.take(pa.array(rows, type=pa.int64()))
+        flat = picked.column("vector").combine_chunks().flatten().to_numpy(zero_copy_only=False)
+        vectors = flat.astype(np.float32).reshape(len(rows), self.dim)
+        items = picked.drop_columns(["vector"]).to_pandas()
+        return StoredEmbeddings(items.reset_index(drop=True), vectors)
+
+    def compact(self, keep_keys: set[str] | None = None, force: bool = False) -> int:
+        """Rewrite all parts into one without stale rows (and without keys outside ``keep_keys``).
+
+        Runs when there are many parts or ``force``; returns how many rows were dropped.
+        """
+        import pyarrow.parquet as pq
+
+        parts = self.parts()
+        if len(parts) < 2 or (not force and len(parts) < COMPACT_PARTS):
+            return 0
+        total = sum(pq.read_metadata(p).num_rows for p in parts)
+        stored = self.load()
+        if keep_keys is not None:
+            mask = stored.items["key"].isin(keep_keys).to_numpy()
+            stored = StoredEmbeddings(stored.items[mask].reset_index(drop=True), stored.vectors[mask])
+        dropped = total - len(stored.items)
+        rows = stored.items.to_dict("records")
+        for r in rows:  # NaN signals stay NaN; pandas gives numpy scalars, pyarrow takes them
+            r.pop("seq", None)
+        self._seq = 0
+        new = self.append(rows, stored.vectors) if rows else None
+        for p in parts:
+            if p != new:
+                p.unlink(missing_ok=True)
+        return dropped
+
+    # -- run records -----------------------------------------------------------------------------
+    def write_skipped(self, skipped) -> Path:
+        """Write ``skipped.csv`` (path, reason) beside this encoder's parts; returns its path."""
+        import csv
+
+        self._ensure()
+        out = self.dir / "skipped.csv"
+        tmp = out.with_name("skipped.csv.tmp")
+        with open(tmp, "w", newline="", encoding="utf-8") as fh:
+            w = csv.writer(fh)
+            w.writerow(["path", "reason"])
+            for s in skipped:
+                w.writerow([s.path, s.reason])
+        os.replace(tmp, out)
+        return out
+
+
+def _present(part: Path, columns: list[str] | None) -> list[str] | None:
+    if columns is None:
+        return None
+    import pyarrow.parquet as pq
+
+    names = set(pq.read_schema(part).names)
+    return [c for c in columns if c in names]
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def remember_collection(root: Path, record: dict) -> None:
+    """Record the inputs and options of the last ``embed`` so later commands can omit PATH."""
+    root.mkdir(parents=True, exist_ok=True)
+    _atomic_write_text(root / "last.json", json.dumps(record, indent=2))
+
+
+def last_collection(root: Path) -> dict:
+    """The record written by the last ``embed``; a clear error when there is none."""
+    path = root / "last.json"
+    if not path.exists():
+        raise StoreError(f"no PATH given and no earlier `agcurate embed` in the store {root}; "
+                         "give a folder or run `agcurate embed DIR` first")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise StoreError(f"cannot read {path}: {exc}") from exc
