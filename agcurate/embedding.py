@@ -55,6 +55,7 @@ class Embeddings:
     stats: EmbedStats = field(default_factory=EmbedStats)
     store_dir: Path | None = None
     inputs: list[str] = field(default_factory=list)
+    source_options: SourceOptions | None = None
 
     def __len__(self) -> int:
         return len(self.vectors)
@@ -69,18 +70,23 @@ class Embeddings:
 
     def to_items(self) -> list[Item]:
         """Rebuild ``Item`` objects (e.g. to load pixels of some rows again)."""
-        out = []
-        for r in self.items.itertuples(index=False):
-            window = None if int(r.x) < 0 else (int(r.x), int(r.y), int(r.w), int(r.h))
-            out.append(Item(path=r.path, kind=r.kind, frame=int(r.frame), time_s=float(r.time_s),
-                            window=window, variant=r.variant, fingerprint=r.fingerprint,
-                            meta=json.loads(r.meta) if r.meta else {}))
-        return out
+        return items_from_frame(self.items)
 
     def subset(self, mask) -> "Embeddings":
         mask = np.asarray(mask)
         return Embeddings(self.vectors[mask], self.items[mask].reset_index(drop=True), self.encoder,
-                          self.skipped, self.stats, self.store_dir, self.inputs)
+                          self.skipped, self.stats, self.store_dir, self.inputs, self.source_options)
+
+
+def items_from_frame(frame: "pd.DataFrame") -> list[Item]:  # noqa: F821
+    """``Item`` objects for the rows of an items table (operations use it to load pixels again)."""
+    out = []
+    for r in frame.itertuples(index=False):
+        window = None if int(r.x) < 0 else (int(r.x), int(r.y), int(r.w), int(r.h))
+        out.append(Item(path=r.path, kind=r.kind, frame=int(r.frame), time_s=float(r.time_s),
+                        window=window, variant=r.variant, fingerprint=r.fingerprint,
+                        meta=json.loads(r.meta) if r.meta else {}))
+    return out
 
 
 def default_workers(n_items: int) -> int:
@@ -146,7 +152,7 @@ def embed(paths: Iterable[str | Path] | None = None, model: str = DEFAULT_MODEL,
             "encoder_id": enc.id, "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
         })
     stats.seconds = time.perf_counter() - t0
-    return Embeddings(stored.vectors, stored.items, enc, skipped, stats, st.dir, inputs)
+    return Embeddings(stored.vectors, stored.items, enc, skipped, stats, st.dir, inputs, opts)
 
 
 def _nothing_message(inputs: Sequence[str], found: Discovery, skipped: Sequence[Skipped] | None = None) -> str:

@@ -1,0 +1,233 @@
+"""Exact and near-duplicate groups: hashes, embedding candidates, pixel verification, one keeper.
+
+1. Exact: items with the same decoded pixels (``pixel_hash``) or the same bytes (``content_hash``).
+2. Candidates: each item's ``k`` nearest neighbours by embedding with cosine >= ``candidate_similarity``
+   (shared faiss kNN, sub-quadratic for large collections).
+3. Verification: each candidate pair is aligned (SIFT + RANSAC, or a right-angle rotation) and its
+   aligned pixels correlated (``agcurate.verify``); the pair is a duplicate when that score is at
+   least ``threshold``. This is what separates a crop from a look-alike.
+4. Groups are the connected components; one item per group is kept (largest, sharpest or first).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+
+import numpy as np
+
+from ..verify import Features, PairCheck, compare, features
+
+DEFAULT_THRESHOLD = 0.85     # aligned-pixel correlation needed to call a pair a duplicate
+CANDIDATE_SIMILARITY = 0.6   # embedding cosine needed to be checked at all
+K = 10                       # neighbours per item considered as candidates
+KEEP_POLICIES = ("largest", "sharpest", "first")
+
+Loader = Callable[[int], np.ndarray]
+
+
+class _UnionFind:
+    def __init__(self, n: int):
+        self.parent = list(range(n))
+
+    def find(self, a: int) -> int:
+        while self.parent[a] != a:
+            self.parent[a] = self.parent[self.parent[a]]
+            a = self.parent[a]
+        return a
+
+    def union(self, a: int, b: int) -> None:
+        ra, rb = self.find(a), self.find(b)
+        if ra != rb:
+            self.parent[max(ra, rb)] = min(ra, rb)
+
+
+def exact_pairs(items: "pd.DataFrame") -> list[tuple[int, int]]:  # noqa: F821
+    """Pairs (first, other) of items sharing decoded pixels or file bytes."""
+    out: list[tuple[int, int]] = []
+    for col in ("pixel_hash", "content_hash"):
+        if col not in items.columns:
+            continue
+        first: dict[str, int] = {}
+        for i, h in enumerate(items[col].fillna("").astype(str)):
+            if not h:
+                continue
+            if h in first:
+                out.append((first[h], i))
+            else:
+                first[h] = i
+    return out
+
+
+def candidate_pairs(vectors: np.ndarray, min_similarity: float = CANDIDATE_SIMILARITY, k: int = K,
+                    turned: Mapping[int, np.ndarray] | None = None) -> list[tuple[int, int, float]]:
+    """Pairs (i < j, cosine) among each item's ``k`` nearest neighbours above ``min_similarity``.
+
+    ``turned`` maps a quarter-turn count to the items' vectors embedded with turned input; each
+    turned vector is searched against the unturned ones too, which finds rotated copies.
+    """
+    from ..neighbors import knn, pairs_above
+
+    n = len(vectors)
+    if n < 2:
+        return []
+    k = min(k, n - 1)
+    best = {(a, b): s for a, b, s in pairs_above(vectors, min_similarity, k=k)}
+    for tv in (turned or {}).values():
+        sims, ids = knn(vectors, k + 1, queries=tv)
+        for i in range(n):
+            for s, j in zip(sims[i], ids[i]):
+                if j < 0 or s < min_similarity:
+                    break
+                if j != i:
+                    key = (min(i, int(j)), max(i, int(j)))
+                    best[key] = max(best.get(key, -1.0), float(s))
+    return sorted((a, b, s) for (a, b), s in best.items())
+
+
+def default_loader(items: "pd.DataFrame") -> Loader:  # noqa: F821
+    """Pixels of row ``i`` through the sources (tiles and frames load their own window / frame)."""
+    from ..embedding import items_from_frame
+    from ..sources import load_rgb
+
+    cache: dict[int, object] = {}
+
+    def load(i: int) -> np.ndarray:
+        if i not in cache:
+            cache[i] = items_from_frame(items.iloc[[i]])[0]
+        return load_rgb(cache[i])
+
+    return load
+
+
+def verify_pairs(items: "pd.DataFrame", pairs: Sequence[tuple[int, int]],  # noqa: F821
+                 load: Loader | None = None, progress: bool | None = None) -> dict[tuple[int, int], PairCheck]:
+    """Compare the pixels of each pair; an item that cannot be read fails its pairs (score 0)."""
+    from ..progress import progress_bar
+
+    load = load or default_loader(items)
+    feats: dict[int, Features | None] = {}
+
+    def get(i: int) -> Features | None:
+        if i not in feats:
+            try:
+                feats[i] = features(load(i))
+            except Exception:  # noqa: BLE001 - a vanished or corrupt file must not stop the run
+                feats[i] = None
+        return feats[i]
+
+    out: dict[tuple[int, int], PairCheck] = {}
+    with progress_bar(len(pairs), "verifying pairs", enabled=progress, unit="pairs") as bar:
+        for a, b in pairs:
+            fa, fb = get(a), get(b)
+            out[(a, b)] = compare(fa, fb) if fa is not None and fb is not None else PairCheck(0.0, "none")
+            bar.advance()
+    return out
+
+
+def _keeper(members: list[int], items, keep: str) -> int:
+    def col(name: str, default: float = 0.0) -> np.ndarray:
+        if name in items.columns:
+            return items[name].fillna(default).to_numpy(dtype=float)
+        return np.full(len(items), default)
+
+    if keep == "first":
+        return min(members)
+    if keep == "sharpest":
+        sharp = col("sharpness")
+        return min(members, key=lambda i: (-sharp[i], i))
+    area = col("width") * col("height")
+    size = col("bytes")
+    return min(members, key=lambda i: (-area[i], -size[i], i))
+
+
+def find_duplicates(vectors: np.ndarray, items: "pd.DataFrame", *,  # noqa: F821
+                    threshold: float = DEFAULT_THRESHOLD, keep: str = "largest",
+                    candidate_similarity: float = CANDIDATE_SIMILARITY, k: int = K,
+                    verify: bool = True, turned: Mapping[int, np.ndarray] | None = None,
+                    load: Loader | None = None, progress: bool | None = None) -> "pd.DataFrame":  # noqa: F821
+    """One row per item: ``dedup_group`` (-1 when unique), ``keep``, ``dedup_score``, ``is_duplicate``.
+
+    ``is_duplicate`` marks the items that could be removed (in a group and not kept); ``dedup_score``
+    is the similarity to the group's kept item (1.0 for exact copies and for the keeper itself),
+    ``dedup_reason`` says ``exact`` or ``near``. With ``verify=False`` the embedding cosine alone
+    decides (then ``threshold`` applies to the cosine). ``turned``: see ``candidate_pairs``.
+    """
+    import pandas as pd
+
+    if keep not in KEEP_POLICIES:
+        raise ValueError(f"keep must be one of {', '.join(KEEP_POLICIES)}, not {keep!r}")
+    n = len(items)
+    uf = _UnionFind(n)
+    exact = exact_pairs(items)
+    exact_set = set()
+    for a, b in exact:
+        uf.union(a, b)
+        exact_set.add((min(a, b), max(a, b)))
+    cands = [(a, b, s) for a, b, s in candidate_pairs(vectors, candidate_similarity if verify else threshold, k,
+                                                    turned if verify else None)
+             if (a, b) not in exact_set]
+    checked: dict[tuple[int, int], float] = {}
+    if verify:
+        load = load or default_loader(items)
+        res = verify_pairs(items, [(a, b) for a, b, _ in cands], load, progress)
+        for (a, b), c in res.items():
+            checked[(a, b)] = c.score
+    else:
+        checked = {(a, b): float(s) for a, b, s in cands}
+    for (a, b), s in checked.items():
+        if s >= threshold:
+            uf.union(a, b)
+
+    roots = np.array([uf.find(i) for i in range(n)])
+    group = np.full(n, -1, np.int64)
+    keep_flag = np.zeros(n, bool)
+    score = np.zeros(n, np.float32)
+    reason = np.array([""] * n, dtype=object)
+    members_of: dict[int, list[int]] = {}
+    for i, r in enumerate(roots):
+        members_of.setdefault(int(r), []).append(i)
+    gid = 0
+    extra: list[tuple[int, int]] = []
+    plans: list[tuple[int, int, list[int]]] = []
+    for r in sorted(members_of, key=lambda r: min(members_of[r])):
+        members = members_of[r]
+        if len(members) < 2:
+            continue
+        kept = _keeper(members, items, keep)
+        plans.append((gid, kept, members))
+        for m in members:
+            pair = (min(kept, m), max(kept, m))
+            if m != kept and pair not in exact_set and pair not in checked:
+                extra.append(pair)
+        gid += 1
+    if extra and verify:  # score every member against its keeper, not only against a neighbour
+        for (a, b), c in verify_pairs(items, extra, load, progress=False).items():
+            checked[(a, b)] = c.score
+    elif extra:
+        for a, b in extra:
+            checked[(a, b)] = float(vectors[a] @ vectors[b])
+    hashes = {col: items[col].fillna("").astype(str).to_numpy() for col in ("pixel_hash", "content_hash")
+              if col in items.columns}
+    for g, kept, members in plans:
+        for m in members:
+            group[m] = g
+            pair = (min(kept, m), max(kept, m))
+            same = m == kept or pair in exact_set or any(h[m] and h[m] == h[kept] for h in hashes.values())
+            score[m] = 1.0 if same else max(0.0, checked.get(pair, 0.0))
+            reason[m] = "exact" if same else "near"
+        keep_flag[kept] = True
+        reason[kept] = "exact" if all(reason[m] == "exact" for m in members if m != kept) else "near"
+    return pd.DataFrame({
+        "dedup_group": group, "keep": keep_flag, "dedup_score": np.round(score, 4),
+        "is_duplicate": (group >= 0) & ~keep_flag, "dedup_reason": reason,
+    })
+
+
+def summary(result: "pd.DataFrame", sizes: Sequence[int] | None = None) -> dict[str, int]:  # noqa: F821
+    """Counts for the CLI: items, groups, removable items and the bytes removing them would free."""
+    dup = result["is_duplicate"].to_numpy()
+    out = {"items": len(result), "groups": int(result["dedup_group"].max() + 1) if len(result) else 0,
+           "removable": int(dup.sum()), "bytes": 0}
+    if sizes is not None:
+        out["bytes"] = int(np.asarray(sizes, dtype=np.int64)[dup].sum())
+    return out

@@ -1,0 +1,164 @@
+"""Pixel-level verification of a candidate image pair: is one a transformed copy of the other?
+
+Global embeddings find candidates but confuse a crop with a look-alike. Here a pair is aligned
+(SIFT keypoints + RANSAC similarity transform, or one of the four right-angle rotations when too
+few keypoints match) and the aligned pixels are compared by normalised cross-correlation, which
+ignores brightness and contrast changes. A copy scores near 1, two different leaves of one disease
+or two patches of one land-cover class score far lower. OpenCV is imported inside the functions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+SIDE = 256           # images are compared with their longer side at this many pixels
+MIN_INLIERS = 10     # RANSAC inliers needed to trust a keypoint alignment
+MIN_OVERLAP = 0.6    # aligned overlap as a share of the smaller image
+BLUR_SIGMA = 2.0     # both sides are low-passed alike, so a blurred copy still correlates
+RICH = 30            # keypoints an image needs before a failed keypoint alignment counts against it
+
+
+@dataclass
+class PairCheck:
+    """Outcome of comparing two images: correlation after alignment and how it was aligned."""
+
+    score: float
+    method: str          # "keypoints", "rotation" or "none"
+    inliers: int = 0
+    rotation: float = 0.0  # degrees, of the second image relative to the first
+    scale: float = 1.0
+    overlap: float = 0.0
+
+
+@dataclass
+class Features:
+    """What verification needs of one image, computed once: grey pixels and SIFT keypoints."""
+
+    gray: np.ndarray      # float32, longer side = SIDE
+    smooth: np.ndarray    # gray low-passed (about one original pixel) for correlation
+    points: np.ndarray    # (n, 2) float32 keypoint positions
+    desc: np.ndarray | None
+    scale: float = 1.0    # resize factor from the original pixels to ``gray``
+
+
+def features(rgb: np.ndarray, side: int = SIDE) -> Features:
+    """Grey image resized to ``side`` on its longer edge, its smoothed copy and SIFT keypoints."""
+    import cv2
+
+    gray = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2GRAY) if rgb.ndim == 3 else rgb
+    h, w = gray.shape[:2]
+    s = side / float(max(h, w))
+    size = (max(8, round(w * s)), max(8, round(h * s)))
+    interp = cv2.INTER_AREA if s < 1 else cv2.INTER_CUBIC
+    g = cv2.resize(gray, size, interpolation=interp)
+    sift = cv2.SIFT_create(nfeatures=1000, contrastThreshold=0.01)
+    kps, desc = sift.detectAndCompute(g, None)
+    pts = np.array([k.pt for k in kps], np.float32).reshape(-1, 2)
+    gf = g.astype(np.float32)
+    sigma = max(BLUR_SIGMA, s)  # at least one original pixel: JPEG blocks of a small image vanish
+    return Features(gf, cv2.GaussianBlur(gf, (0, 0), sigma), pts, desc, s)
+
+
+def _ncc(a: np.ndarray, b: np.ndarray, mask: np.ndarray | None = None) -> float:
+    if mask is not None:
+        a, b = a[mask], b[mask]
+    if a.size < 64:
+        return 0.0
+    a = a - a.mean()
+    b = b - b.mean()
+    den = float(np.sqrt((a * a).sum() * (b * b).sum()))
+    if den < 1e-6:  # flat images: equal only if both are flat at any level
+        return 1.0 if float(np.abs(a).max()) < 1e-3 and float(np.abs(b).max()) < 1e-3 else 0.0
+    return float((a * b).sum() / den)
+
+
+def _keypoint_check(fa: Features, fb: Features) -> PairCheck | None:
+    import cv2
+
+    if fa.desc is None or fb.desc is None or len(fa.desc) < 4 or len(fb.desc) < 4:
+        return None
+    matcher = cv2.BFMatcher(cv2.NORM_L2)
+    pairs = matcher.knnMatch(fb.desc, fa.desc, k=2)
+    good = [m[0] for m in pairs if len(m) == 2 and m[0].distance < 0.8 * m[1].distance]
+    if len(good) < MIN_INLIERS:
+        return None
+    src = fb.points[[m.queryIdx for m in good]]
+    dst = fa.points[[m.trainIdx for m in good]]
+    M, inl = cv2.estimateAffinePartial2D(src, dst, method=cv2.RANSAC, ransacReprojThreshold=4.0,
+                                         maxIters=2000, confidence=0.995, refineIters=10)
+    if M is None or inl is None:
+        return None
+    n_in = int(inl.sum())
+    if n_in < MIN_INLIERS:
+        return None
+    scale = float(np.hypot(M[0, 0], M[1, 0]))
+    angle = float(np.degrees(np.arctan2(M[1, 0], M[0, 0])))
+    if not 0.25 <= scale <= 4.0:
+        return None
+    h, w = fa.gray.shape
+    warped = cv2.warpAffine(fb.smooth, M, (w, h), flags=cv2.INTER_LINEAR, borderValue=0)
+    valid = cv2.warpAffine(np.ones_like(fb.gray, np.uint8), M, (w, h), flags=cv2.INTER_NEAREST, borderValue=0)
+    valid = cv2.erode(valid, np.ones((7, 7), np.uint8)).astype(bool)
+    area_b = fb.gray.size * scale * scale
+    overlap = float(valid.sum()) / max(1.0, min(float(fa.gray.size), area_b))
+    if overlap < MIN_OVERLAP:
+        return PairCheck(0.0, "keypoints", n_in, angle, scale, overlap)
+    # corners filled by a rotation are not content: ignore pixels that are black in the copy
+    warped_raw = cv2.warpAffine(fb.gray, M, (w, h), flags=cv2.INTER_LINEAR, borderValue=0)
+    mask = valid & ~((warped_raw < 2) & (fa.gray >= 2))
+    return PairCheck(_ncc(fa.smooth, warped, mask), "keypoints", n_in, angle, scale, overlap)
+
+
+def _rotation_check(fa: Features, fb: Features) -> PairCheck:
+    import cv2
+
+    h, w = fa.gray.shape
+    best = PairCheck(0.0, "rotation")
+    for k in range(4):
+        rb = np.rot90(fb.smooth, k)
+        if k % 2 and abs(rb.shape[0] / rb.shape[1] - h / w) > 0.05 * h / w:
+            continue
+        rb = cv2.resize(np.ascontiguousarray(rb), (w, h), interpolation=cv2.INTER_AREA)
+        s = _ncc(fa.smooth, rb)
+        if s > best.score:
+            best = PairCheck(s, "rotation", 0, 90.0 * k, 1.0, 1.0)
+    return best
+
+
+def _crop_check(fa: Features, fb: Features) -> PairCheck | None:
+    """``fb`` as an unscaled crop of ``fa`` (or the reverse): template matching at original scale."""
+    import cv2
+
+    best = None
+    for big, small, swap in ((fa, fb, False), (fb, fa, True)):
+        f = big.scale / small.scale  # small's pixels brought to big's resolution
+        h, w = round(small.smooth.shape[0] * f), round(small.smooth.shape[1] * f)
+        bh, bw = big.smooth.shape
+        if not (h <= bh and w <= bw) or h * w < 0.45 * bh * bw or (h, w) == (bh, bw):
+            continue
+        tmpl = cv2.resize(small.smooth, (w, h), interpolation=cv2.INTER_AREA if f < 1 else cv2.INTER_LINEAR)
+        res = cv2.matchTemplate(big.smooth, tmpl, cv2.TM_CCOEFF_NORMED)
+        score = float(res.max())
+        if best is None or score > best.score:
+            best = PairCheck(score, "crop", 0, 0.0, f if not swap else 1 / f, 1.0)
+    return best
+
+
+def compare(fa: Features, fb: Features) -> PairCheck:
+    """Best alignment of ``fb`` onto ``fa`` and the correlation of the aligned pixels (-1..1).
+
+    When both images have plenty of keypoints but none line up, a whole-image correlation is
+    discounted: smooth look-alikes (a leaf on a plain background) correlate well at low frequency.
+    """
+    kp = _keypoint_check(fa, fb)
+    if kp is not None and kp.score >= 0.5:
+        return kp
+    alts = [c for c in (_rotation_check(fa, fb), _crop_check(fa, fb)) if c is not None]
+    best = max(alts, key=lambda c: c.score)
+    rich = min(1.0, min(len(fa.points), len(fb.points)) / RICH)
+    best.score = 1.0 - (1.0 - best.score) * (1.0 + 2.0 * rich)
+    if kp is not None and kp.score > best.score:
+        return kp
+    return best
