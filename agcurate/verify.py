@@ -18,6 +18,9 @@ MIN_INLIERS = 10     # RANSAC inliers needed to trust a keypoint alignment
 MIN_OVERLAP = 0.6    # aligned overlap as a share of the smaller image
 BLUR_SIGMA = 2.0     # both sides are low-passed alike, so a blurred copy still correlates
 RICH = 30            # keypoints an image needs before a failed keypoint alignment counts against it
+MAX_CHROMA = 0.05    # mean colour shares of a copy stay this close (brightness/contrast included)
+FLAT = 4.0           # grey-level spread below which correlation means little (water, bare soil)
+FLAT_CHROMA = 0.015  # ... and colours must agree this closely instead
 
 
 @dataclass
@@ -41,6 +44,7 @@ class Features:
     points: np.ndarray    # (n, 2) float32 keypoint positions
     desc: np.ndarray | None
     scale: float = 1.0    # resize factor from the original pixels to ``gray``
+    chroma: np.ndarray | None = None  # mean r, g, b shares: kept by brightness changes, not by a new scene
 
 
 def features(rgb: np.ndarray, side: int = SIDE) -> Features:
@@ -58,7 +62,11 @@ def features(rgb: np.ndarray, side: int = SIDE) -> Features:
     pts = np.array([k.pt for k in kps], np.float32).reshape(-1, 2)
     gf = g.astype(np.float32)
     sigma = max(BLUR_SIGMA, s)  # at least one original pixel: JPEG blocks of a small image vanish
-    return Features(gf, cv2.GaussianBlur(gf, (0, 0), sigma), pts, desc, s)
+    chroma = None
+    if rgb.ndim == 3:
+        m = rgb.reshape(-1, rgb.shape[2])[:, :3].astype(np.float64).mean(axis=0)
+        chroma = m / max(1e-6, float(m.sum()))
+    return Features(gf, cv2.GaussianBlur(gf, (0, 0), sigma), pts, desc, s, chroma)
 
 
 def _ncc(a: np.ndarray, b: np.ndarray, mask: np.ndarray | None = None) -> float:
@@ -152,6 +160,11 @@ def compare(fa: Features, fb: Features) -> PairCheck:
     When both images have plenty of keypoints but none line up, a whole-image correlation is
     discounted: smooth look-alikes (a leaf on a plain background) correlate well at low frequency.
     """
+    if fa.chroma is not None and fb.chroma is not None:
+        dc = float(np.abs(fa.chroma - fb.chroma).max())
+        flat = min(float(fa.smooth.std()), float(fb.smooth.std())) < FLAT
+        if dc > MAX_CHROMA or (flat and dc > FLAT_CHROMA):
+            return PairCheck(0.0, "colour")
     kp = _keypoint_check(fa, fb)
     if kp is not None and kp.score >= 0.5:
         return kp

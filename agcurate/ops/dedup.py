@@ -231,3 +231,32 @@ def summary(result: "pd.DataFrame", sizes: Sequence[int] | None = None) -> dict[
     if sizes is not None:
         out["bytes"] = int(np.asarray(sizes, dtype=np.int64)[dup].sum())
     return out
+
+
+def duplicates_table(items: "pd.DataFrame", result: "pd.DataFrame") -> "pd.DataFrame":  # noqa: F821
+    """The ``duplicates.csv`` rows: one per item in a group, keeper first, with where and why.
+
+    Columns ``group,path,keep,score`` then ``reason`` (exact / near), ``frame``, ``window``
+    (``x,y,w,h`` of a tile), ``width``, ``height`` and ``bytes`` where known.
+    """
+    import pandas as pd
+
+    sel = np.flatnonzero(result["dedup_group"].to_numpy() >= 0)
+    it = items.iloc[sel].reset_index(drop=True)
+    res = result.iloc[sel].reset_index(drop=True)
+
+    def window(r) -> str:
+        return "" if int(r.x) < 0 else f"{int(r.x)},{int(r.y)},{int(r.w)},{int(r.h)}"
+
+    table = pd.DataFrame({
+        "group": res["dedup_group"].astype(int), "path": it["path"], "keep": res["keep"].astype(bool),
+        "score": res["dedup_score"].astype(float).round(4), "reason": res["dedup_reason"],
+        "frame": it["frame"].astype(int) if "frame" in it else -1,
+        "window": [window(r) for r in it.itertuples()] if "x" in it else "",
+        "width": it["width"].astype(int) if "width" in it else 0,
+        "height": it["height"].astype(int) if "height" in it else 0,
+        "bytes": it["bytes"].astype("int64") if "bytes" in it else 0,
+    })
+    table["_k"] = ~table["keep"]
+    table = table.sort_values(["group", "_k", "score", "path"], ascending=[True, True, False, True], kind="stable")
+    return table.drop(columns="_k").reset_index(drop=True)

@@ -73,6 +73,16 @@ def thumbnails(items: Sequence[Item], out_dir: str | os.PathLike, size: int = 19
     return rel
 
 
+def human_bytes(n: int | float) -> str:
+    """``1.4 MB``-style size for summaries and pages."""
+    n = float(n)
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if abs(n) < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000.0
+    return f"{n:.1f} TB"
+
+
 def write_csv(df, out: str | os.PathLike) -> Path:
     """Write a DataFrame as CSV atomically (a reader never sees half a file)."""
     out = Path(out)
