@@ -22,8 +22,10 @@ from .runtime import ModelRunner, cpu_threads, resolve_device
 from .sources import Discovery, Skipped, SourceOptions, discover
 from .store import EmbeddingStore, last_collection, remember_collection, resolve_store_root
 
-CHUNK_ITEMS = 256        # rows per store part: a killed run loses at most this much work
-CHUNK_SECONDS = 30.0     # ... or this many seconds of it
+import os
+
+CHUNK_ITEMS = int(os.environ.get("AGCURATE_CHUNK_ITEMS", 256))  # rows per store part: a killed run
+CHUNK_SECONDS = 30.0                                             # loses at most this much work
 
 
 @dataclass
