@@ -33,16 +33,16 @@ def real_jpegs(n: int) -> list[Path]:
     return files[:n]
 
 
-def model_only(files, size, batch_size, channels_last=True, threads=None) -> float:
+def model_only(files, size, batch_size, channels_last=True, threads=None, backend="torch", cache=None) -> float:
     import torch
 
     from agcurate.encoders import get_encoder
-    from agcurate.runtime import ModelRunner
+    from agcurate.runtime import ModelRunner, make_runner
     from agcurate.signals import resize_square
     from agcurate.sources.images import decode_image
 
     enc = get_encoder("lite0")
-    runner = ModelRunner(enc, "cpu")
+    runner = make_runner(enc, "cpu", "onnx", cache_dir=cache) if backend == "onnx" else ModelRunner(enc, "cpu")
     if threads:
         torch.set_num_threads(threads)
     if not channels_last:
@@ -66,9 +66,13 @@ def model_only(files, size, batch_size, channels_last=True, threads=None) -> flo
     return len(files) / (time.perf_counter() - t)
 
 
-def end_to_end(files, batch_size, workers) -> tuple[float, float]:
+def end_to_end(files, batch_size, workers, backend="auto", cache=None) -> tuple[float, float]:
+    import os
+
     import agcurate
 
+    if cache:
+        os.environ["AGCURATE_ONNX_CACHE"] = str(cache)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "in"
         folder.mkdir()
@@ -76,7 +80,7 @@ def end_to_end(files, batch_size, workers) -> tuple[float, float]:
             (folder / f"{i:05d}_{f.name}").symlink_to(f)
         t = time.perf_counter()
         emb = agcurate.embed([folder], store=Path(tmp) / "store", batch_size=batch_size, workers=workers,
-                             progress=False, remember=False)
+                             progress=False, remember=False, backend=backend)
         wall = time.perf_counter() - t
         assert emb.stats.encoded == len(files), emb.skipped[:3]
         return len(files) / wall, emb.stats.rate
@@ -87,20 +91,28 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=600)
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--workers", type=int, default=None)
+    ap.add_argument("--repeats", type=int, default=2, help="interleaved rounds; medians are printed")
     ap.add_argument("--variants", action="store_true")
     args = ap.parse_args()
     files = real_jpegs(args.n)
+    cache = Path(tempfile.mkdtemp(prefix="agcurate-onnx-"))
     print(f"{len(files)} real JPEGs (rice-leaf 256 px + EuroSAT 64 px), lite0 @224, batch {args.batch_size}")
-    mo = model_only(files, 224, args.batch_size)
-    e2e_wall, e2e_loop = end_to_end(files, args.batch_size, args.workers)
-    mo2 = model_only(files, 224, args.batch_size)  # again, to bracket the noise of a shared machine
-    mo_mean = (mo + mo2) / 2
-    print(f"model-only (channels_last, pre-decoded): {mo:7.1f} / {mo2:7.1f} images/s (mean {mo_mean:.1f})")
-    print(f"end-to-end agcurate.embed, whole call:   {e2e_wall:7.1f} images/s (encode loop {e2e_loop:.1f})")
-    print(f"ratio end-to-end / model-only:           {e2e_wall / mo_mean:7.2f}")
+    model_only(files[:64], 224, args.batch_size, backend="onnx", cache=cache)  # export once, untimed
+    rows = {k: [] for k in ("onnx model", "onnx e2e", "torch model", "torch e2e")}
+    for _ in range(args.repeats):  # interleave so that background load hits every figure alike
+        rows["onnx model"].append(model_only(files, 224, args.batch_size, backend="onnx", cache=cache))
+        rows["onnx e2e"].append(end_to_end(files, args.batch_size, args.workers, "onnx", cache)[0])
+        rows["torch model"].append(model_only(files, 224, args.batch_size))
+        rows["torch e2e"].append(end_to_end(files, args.batch_size, args.workers, "torch")[0])
+    med = {k: float(np.median(v)) for k, v in rows.items()}
+    for k, v in rows.items():
+        print(f"{k:12s} images/s: " + " ".join(f"{x:6.1f}" for x in v) + f"   median {med[k]:6.1f}")
+    print(f"ratio end-to-end / model-only, onnx (default on CPU): {med['onnx e2e'] / med['onnx model']:.2f}")
+    print(f"ratio end-to-end / model-only, torch channels_last:   {med['torch e2e'] / med['torch model']:.2f}")
+    print(f"onnx over torch, model-only:                          {med['onnx model'] / med['torch model']:.2f}x")
     if args.variants:
-        print(f"model-only NCHW:                         {model_only(files, 224, args.batch_size, False):7.1f} images/s")
-        print(f"model-only channels_last, 1 thread:      {model_only(files, 224, args.batch_size, True, 1):7.1f} images/s")
+        print(f"torch NCHW model-only:                  {model_only(files, 224, args.batch_size, False):7.1f} images/s")
+        print(f"torch channels_last 1 thread:           {model_only(files, 224, args.batch_size, True, 1):7.1f} images/s")
 
 
 if __name__ == "__main__":

@@ -157,3 +157,14 @@ def test_sigkill_mid_run_loses_at_most_one_chunk(tmp_path, store, examples_dir):
     assert res.stats.cached == kept and res.stats.encoded == 160 - kept
     assert len(res) == 160 and len(set(res.keys)) == 160
     assert len(st.load().items) == 160  # no duplicate rows in the store either
+
+
+def test_onnx_and_torch_backends_give_the_same_vectors(tmp_path, examples_dir):
+    d = _copy_examples(examples_dir, tmp_path / "data", 5)
+    a = agcurate.embed([d], store=tmp_path / "s1", workers=0, backend="torch")
+    b = agcurate.embed([d], store=tmp_path / "s2", workers=0, backend="onnx")
+    assert a.keys == b.keys
+    cos = np.sum(a.vectors * b.vectors, axis=1)
+    assert cos.min() > 0.999
+    with pytest.raises(agcurate.AgcurateError, match="backend"):
+        agcurate.embed([d], store=tmp_path / "s3", backend="tensorrt")
