@@ -84,6 +84,8 @@ class OnnxRunner:
         opts.intra_op_num_threads = cpu_threads()
         opts.inter_op_num_threads = 1
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # no busy-waiting between batches: the decode workers need those cycles
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
         self.input = self.session.get_inputs()[0].name
         self.dim = encoder.dim

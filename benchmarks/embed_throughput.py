@@ -93,6 +93,7 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=None)
     ap.add_argument("--repeats", type=int, default=2, help="interleaved rounds; medians are printed")
     ap.add_argument("--variants", action="store_true")
+    ap.add_argument("--onnx-only", action="store_true", help="skip the torch rounds")
     args = ap.parse_args()
     files = real_jpegs(args.n)
     cache = Path(tempfile.mkdtemp(prefix="agcurate-onnx-"))
@@ -102,14 +103,17 @@ def main() -> None:
     for _ in range(args.repeats):  # interleave so that background load hits every figure alike
         rows["onnx model"].append(model_only(files, 224, args.batch_size, backend="onnx", cache=cache))
         rows["onnx e2e"].append(end_to_end(files, args.batch_size, args.workers, "onnx", cache)[0])
-        rows["torch model"].append(model_only(files, 224, args.batch_size))
-        rows["torch e2e"].append(end_to_end(files, args.batch_size, args.workers, "torch")[0])
+        if not args.onnx_only:
+            rows["torch model"].append(model_only(files, 224, args.batch_size))
+            rows["torch e2e"].append(end_to_end(files, args.batch_size, args.workers, "torch")[0])
+    rows = {k: v for k, v in rows.items() if v}
     med = {k: float(np.median(v)) for k, v in rows.items()}
     for k, v in rows.items():
         print(f"{k:12s} images/s: " + " ".join(f"{x:6.1f}" for x in v) + f"   median {med[k]:6.1f}")
     print(f"ratio end-to-end / model-only, onnx (default on CPU): {med['onnx e2e'] / med['onnx model']:.2f}")
-    print(f"ratio end-to-end / model-only, torch channels_last:   {med['torch e2e'] / med['torch model']:.2f}")
-    print(f"onnx over torch, model-only:                          {med['onnx model'] / med['torch model']:.2f}x")
+    if "torch model" in med:
+        print(f"ratio end-to-end / model-only, torch channels_last:   {med['torch e2e'] / med['torch model']:.2f}")
+        print(f"onnx over torch, model-only:                          {med['onnx model'] / med['torch model']:.2f}x")
     if args.variants:
         print(f"torch NCHW model-only:                  {model_only(files, 224, args.batch_size, False):7.1f} images/s")
         print(f"torch channels_last 1 thread:           {model_only(files, 224, args.batch_size, True, 1):7.1f} images/s")
