@@ -168,3 +168,15 @@ def test_onnx_and_torch_backends_give_the_same_vectors(tmp_path, examples_dir):
     assert cos.min() > 0.999
     with pytest.raises(agcurate.AgcurateError, match="backend"):
         agcurate.embed([d], store=tmp_path / "s3", backend="tensorrt")
+
+
+def test_undecodable_file_name_is_reported_not_fatal(tmp_path, store, examples_dir):
+    d = _copy_examples(examples_dir, tmp_path / "data", 2)
+    bad = os.path.join(os.fsencode(d), b"bad\xff name.jpg")
+    with open(bad, "wb") as fh:
+        fh.write((examples_dir / "Forest_1.jpg").read_bytes())
+    (d / "ok \u00e9t\u00e9 (1) #2.jpg").write_bytes((examples_dir / "Forest_2.jpg").read_bytes())
+    emb = agcurate.embed([d], store=store, workers=0)
+    assert len(emb) == 3
+    assert len(emb.skipped) == 1 and "UTF-8" in emb.skipped[0].reason
+    assert "bad\\xff name.jpg" in (emb.store_dir / "skipped.csv").read_text(encoding="utf-8")
