@@ -16,7 +16,8 @@ TURNS = (1, 2)  # quarter turns searched besides the original orientation
 
 
 def turned_vectors(emb, turns: Sequence[int] = TURNS, *, device: str = "auto", batch_size: int | None = None,
-                   workers: int | None = None, store=None, progress: bool | None = None) -> dict[int, np.ndarray]:
+                   workers: int | None = None, store=None, progress: bool | None = None,
+                   backend: str = "auto") -> dict[int, np.ndarray]:
     """For each quarter turn, the vectors of ``emb``'s items embedded turned (rows as in ``emb``).
 
     Items the turned pass could not read get their unturned vector, so they add no false candidate.
@@ -30,7 +31,7 @@ def turned_vectors(emb, turns: Sequence[int] = TURNS, *, device: str = "auto", b
     for k in turns:
         enc = rotated_encoder(emb.encoder, k)
         got = embed(emb.inputs, encoder=enc, device=device, batch_size=batch_size, workers=workers,
-                    store=store, remember=False, progress=progress,
+                    store=store, remember=False, progress=progress, backend=backend,
                     source_options=emb.source_options)
         row = {key: i for i, key in enumerate(got.keys)}
         vec = emb.vectors.copy()

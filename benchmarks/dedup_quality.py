@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import json
 import os
 import random
 import shutil
@@ -155,10 +156,14 @@ def main() -> None:
     from agcurate.ops.dedup import DEFAULT_THRESHOLD, find_duplicates, verify_pairs
 
     tmp = Path(args.keep_set) if args.keep_set else Path(tempfile.mkdtemp(prefix="agcurate-dedup-bench-"))
-    if tmp.exists() and args.keep_set:
-        shutil.rmtree(tmp)
     set_dir = tmp / "images"
-    truth = build_set(Path(args.data), set_dir, args.bases)
+    saved = tmp / f"truth-{args.bases}.json"
+    if saved.exists():  # a kept set is reused as it is (its embeddings stay cached)
+        truth = json.loads(saved.read_text())
+    else:
+        shutil.rmtree(tmp, ignore_errors=True)
+        truth = build_set(Path(args.data), set_dir, args.bases)
+        saved.write_text(json.dumps(truth))
     true = truth_pairs(truth)
     n_dup = sum(g >= 0 for g in truth.values())
     print(f"set: {len(truth)} images, {len(set(g for g in truth.values() if g >= 0))} groups "

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from ..encoders import DEFAULT_MODEL
-from .common import (DEFAULT_OUT, BatchOpt, DeviceOpt, ImageSizeOpt, ModelOpt, OutOpt, PathsArg, StoreOpt,
+from .common import (DEFAULT_OUT, BackendOpt, BatchOpt, DeviceOpt, ImageSizeOpt, ModelOpt, OutOpt, PathsArg, StoreOpt,
                      WeightsOpt, WorkersOpt, command, console, run_embed)
 
 KEEP_HELP = "Which file of a group to keep: largest (most pixels, then bytes), sharpest, or first (path order)."
@@ -54,6 +54,7 @@ def register(app: typer.Typer) -> None:
         workers: WorkersOpt = None,
         image_size: ImageSizeOpt = None,
         store: StoreOpt = None,
+        backend: BackendOpt = "auto",
     ) -> None:
         """Find exact and near-duplicate images; write duplicates.csv and dedup.html (files untouched
         unless --move-to)."""
@@ -69,12 +70,13 @@ def register(app: typer.Typer) -> None:
         if threshold is None:
             threshold = DEFAULT_THRESHOLD if verify else 0.95
         emb = run_embed(paths, model=model, weights=weights, device=device, batch_size=batch_size,
-                        workers=workers, image_size=image_size, store=store)
+                        workers=workers, image_size=image_size, store=store, backend=backend)
         turned = None
         if rotations and verify and len(emb) > 1:
             from ..rotations import turned_vectors
 
-            turned = turned_vectors(emb, device=device, batch_size=batch_size, workers=workers, store=store)
+            turned = turned_vectors(emb, device=device, batch_size=batch_size, workers=workers, store=store,
+                                    backend=backend)
         items = emb.items.copy()
         items["bytes"] = _file_sizes(items)
         result = find_duplicates(emb.vectors, items, threshold=threshold, keep=keep, verify=verify,

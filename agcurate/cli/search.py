@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from ..encoders import DEFAULT_MODEL
-from .common import (DEFAULT_OUT, BatchOpt, DeviceOpt, ImageSizeOpt, ModelOpt, OutOpt, StoreOpt, WeightsOpt,
+from .common import (DEFAULT_OUT, BackendOpt, BatchOpt, DeviceOpt, ImageSizeOpt, ModelOpt, OutOpt, StoreOpt, WeightsOpt,
                      WorkersOpt, command, console, run_embed)
 
 
@@ -28,6 +28,7 @@ def register(app: typer.Typer) -> None:
         workers: WorkersOpt = None,
         image_size: ImageSizeOpt = None,
         store: StoreOpt = None,
+        backend: BackendOpt = "auto",
     ) -> None:
         """Find the k most similar items in a collection for each query image; write matches.csv and
         search.html."""
@@ -40,10 +41,10 @@ def register(app: typer.Typer) -> None:
         from ..report.pages import write_search_page
 
         coll = run_embed(in_, model=model, weights=weights, device=device, batch_size=batch_size,
-                         workers=workers, image_size=image_size, store=store)
+                         workers=workers, image_size=image_size, store=store, backend=backend)
         # queries go through the collection's own encoder (also when --in was omitted)
         q = embed(queries, encoder=coll.encoder, device=device, batch_size=batch_size, workers=workers,
-                  store=store, remember=False)
+                  store=store, remember=False, backend=backend)
         matches = search(q.vectors, coll.vectors, coll.items, k=k, query_keys=q.keys)
         matches["query"] = [q.paths[i] for i in matches["query_index"]]
         out = Path(out)
