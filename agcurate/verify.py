@@ -21,6 +21,7 @@ RICH = 30            # keypoints an image needs before a failed keypoint alignme
 MAX_CHROMA = 0.05    # mean colour shares of a copy stay this close (brightness/contrast included)
 FLAT = 4.0           # grey-level spread below which correlation means little (water, bare soil)
 FLAT_CHROMA = 0.015  # ... and colours must agree this closely instead
+RICH_PENALTY = 9.0   # a textured pair whose keypoints do not line up: correlation gap x (1 + this)
 
 
 @dataclass
@@ -159,10 +160,13 @@ def compare(fa: Features, fb: Features) -> PairCheck:
 
     When both images have plenty of keypoints but none line up, a whole-image correlation is
     discounted: smooth look-alikes (a leaf on a plain background) correlate well at low frequency.
+    Two flat images (calm water: nothing but noise) must also agree closely in colour; even then
+    their correlation is mostly noise, so featureless look-alikes are not called duplicates.
     """
+    dc = 0.0
+    flat = max(float(fa.smooth.std()), float(fb.smooth.std())) < FLAT
     if fa.chroma is not None and fb.chroma is not None:
         dc = float(np.abs(fa.chroma - fb.chroma).max())
-        flat = min(float(fa.smooth.std()), float(fb.smooth.std())) < FLAT
         if dc > MAX_CHROMA or (flat and dc > FLAT_CHROMA):
             return PairCheck(0.0, "colour")
     kp = _keypoint_check(fa, fb)
@@ -171,7 +175,7 @@ def compare(fa: Features, fb: Features) -> PairCheck:
     alts = [c for c in (_rotation_check(fa, fb), _crop_check(fa, fb)) if c is not None]
     best = max(alts, key=lambda c: c.score)
     rich = min(1.0, min(len(fa.points), len(fb.points)) / RICH)
-    best.score = 1.0 - (1.0 - best.score) * (1.0 + 2.0 * rich)
+    best.score = 1.0 - (1.0 - best.score) * (1.0 + RICH_PENALTY * rich)
     if kp is not None and kp.score > best.score:
         return kp
     return best

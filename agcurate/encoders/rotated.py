@@ -27,7 +27,11 @@ def rotated_encoder(encoder: Encoder, quarter_turns: int) -> Encoder:
                 self.model = model
 
             def forward(self, x):
-                return self.model(torch.rot90(x, k, dims=(2, 3)))
+                # transpose + reversed-index gather: the same as torch.rot90, and it exports to ONNX
+                for _ in range(k):
+                    rev = torch.arange(x.shape[3] - 1, -1, -1, device=x.device)
+                    x = x.index_select(3, rev).transpose(2, 3)
+                return self.model(x)
 
         return Turned(inner())
 

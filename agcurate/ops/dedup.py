@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
@@ -18,9 +19,11 @@ import numpy as np
 from ..verify import Features, PairCheck, compare, features
 
 DEFAULT_THRESHOLD = 0.85     # aligned-pixel correlation needed to call a pair a duplicate
-CANDIDATE_SIMILARITY = 0.6   # embedding cosine needed to be checked at all
-K = 10                       # neighbours per item considered as candidates
+CANDIDATE_SIMILARITY = 0.5   # embedding cosine needed to be checked at all
+K = 20                       # neighbours per item considered as candidates
 KEEP_POLICIES = ("largest", "sharpest", "first")
+BATCH_PAIRS = 128            # pairs verified between two updates of the groups
+FEATURE_CACHE = 1024         # items whose verification features are kept in memory
 
 Loader = Callable[[int], np.ndarray]
 
@@ -99,29 +102,56 @@ def default_loader(items: "pd.DataFrame") -> Loader:  # noqa: F821
     return load
 
 
+class PairVerifier:
+    """Compares pairs of items by pixels, two threads at a time (OpenCV releases the GIL).
+
+    Features are computed once per item and kept in a bounded cache, so memory stays flat on
+    large collections; an item that cannot be read fails its pairs (score 0).
+    """
+
+    def __init__(self, items: "pd.DataFrame", load: Loader | None = None, cache: int = FEATURE_CACHE,  # noqa: F821
+                 threads: int | None = None):
+        from ..runtime import cpu_threads
+
+        self.load = load or default_loader(items)
+        self.cache: OrderedDict[int, Features | None] = OrderedDict()
+        self.size = cache
+        self.threads = threads or max(1, min(4, cpu_threads()))
+
+    def _features(self, i: int) -> Features | None:
+        try:
+            return features(self.load(i))
+        except Exception:  # noqa: BLE001 - a vanished or corrupt file must not stop the run
+            return None
+
+    def check(self, pairs: Sequence[tuple[int, int]]) -> dict[tuple[int, int], PairCheck]:
+        """Scores of ``pairs`` (computed in order-independent batches; same result every run)."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        out: dict[tuple[int, int], PairCheck] = {}
+        with ThreadPoolExecutor(self.threads) as pool:
+            for s in range(0, len(pairs), BATCH_PAIRS):
+                batch = list(pairs[s:s + BATCH_PAIRS])
+                need = sorted({i for p in batch for i in p} - set(self.cache))
+                for i, f in zip(need, pool.map(self._features, need)):
+                    self.cache[i] = f
+                for i in {i for p in batch for i in p}:
+                    self.cache.move_to_end(i)
+
+                def one(p):
+                    fa, fb = self.cache.get(p[0]), self.cache.get(p[1])
+                    return compare(fa, fb) if fa is not None and fb is not None else PairCheck(0.0, "none")
+
+                out.update(zip(batch, pool.map(one, batch)))
+                while len(self.cache) > max(self.size, 2 * BATCH_PAIRS):
+                    self.cache.popitem(last=False)
+        return out
+
+
 def verify_pairs(items: "pd.DataFrame", pairs: Sequence[tuple[int, int]],  # noqa: F821
                  load: Loader | None = None, progress: bool | None = None) -> dict[tuple[int, int], PairCheck]:
     """Compare the pixels of each pair; an item that cannot be read fails its pairs (score 0)."""
-    from ..progress import progress_bar
-
-    load = load or default_loader(items)
-    feats: dict[int, Features | None] = {}
-
-    def get(i: int) -> Features | None:
-        if i not in feats:
-            try:
-                feats[i] = features(load(i))
-            except Exception:  # noqa: BLE001 - a vanished or corrupt file must not stop the run
-                feats[i] = None
-        return feats[i]
-
-    out: dict[tuple[int, int], PairCheck] = {}
-    with progress_bar(len(pairs), "verifying pairs", enabled=progress, unit="pairs") as bar:
-        for a, b in pairs:
-            fa, fb = get(a), get(b)
-            out[(a, b)] = compare(fa, fb) if fa is not None and fb is not None else PairCheck(0.0, "none")
-            bar.advance()
-    return out
+    return PairVerifier(items, load).check(pairs)
 
 
 def _keeper(members: list[int], items, keep: str) -> int:
@@ -154,6 +184,8 @@ def find_duplicates(vectors: np.ndarray, items: "pd.DataFrame", *,  # noqa: F821
     """
     import pandas as pd
 
+    from ..progress import progress_bar
+
     if keep not in KEEP_POLICIES:
         raise ValueError(f"keep must be one of {', '.join(KEEP_POLICIES)}, not {keep!r}")
     n = len(items)
@@ -167,16 +199,22 @@ def find_duplicates(vectors: np.ndarray, items: "pd.DataFrame", *,  # noqa: F821
                                                     turned if verify else None)
              if (a, b) not in exact_set]
     checked: dict[tuple[int, int], float] = {}
-    if verify:
-        load = load or default_loader(items)
-        res = verify_pairs(items, [(a, b) for a, b, _ in cands], load, progress)
-        for (a, b), c in res.items():
-            checked[(a, b)] = c.score
-    else:
-        checked = {(a, b): float(s) for a, b, s in cands}
-    for (a, b), s in checked.items():
-        if s >= threshold:
-            uf.union(a, b)
+    verifier = PairVerifier(items, load) if verify else None
+    cands.sort(key=lambda c: (-c[2], c[0], c[1]))  # most similar first: big groups form early
+    with progress_bar(len(cands), "verifying pairs", enabled=progress, unit="pairs") as bar:
+        for s in range(0, len(cands), BATCH_PAIRS):
+            batch = cands[s:s + BATCH_PAIRS]
+            # a pair already joined through others needs no check (its score is taken against the keeper)
+            todo = [(a, b) for a, b, _ in batch if uf.find(a) != uf.find(b)]
+            if verifier is not None:
+                scores = {p: c.score for p, c in verifier.check(todo).items()}
+            else:
+                scores = {(a, b): float(v) for a, b, v in batch}
+            for p in todo:
+                checked[p] = scores[p]
+                if scores[p] >= threshold:
+                    uf.union(*p)
+            bar.advance(len(batch))
 
     roots = np.array([uf.find(i) for i in range(n)])
     group = np.full(n, -1, np.int64)
@@ -200,8 +238,8 @@ def find_duplicates(vectors: np.ndarray, items: "pd.DataFrame", *,  # noqa: F821
             if m != kept and pair not in exact_set and pair not in checked:
                 extra.append(pair)
         gid += 1
-    if extra and verify:  # score every member against its keeper, not only against a neighbour
-        for (a, b), c in verify_pairs(items, extra, load, progress=False).items():
+    if extra and verifier is not None:  # score every member against its keeper, not only a neighbour
+        for (a, b), c in verifier.check(extra).items():
             checked[(a, b)] = c.score
     elif extra:
         for a, b in extra:
