@@ -43,8 +43,8 @@ def register(app: typer.Typer) -> None:
                               "written first; `agcurate undo MANIFEST` puts them back).")] = None,
         rotations: Annotated[bool, typer.Option(
             "--rotations/--no-rotations",
-            help="Also embed items turned 90/180 degrees to find rotated copies (costs two more "
-                 "embedding passes, cached).")] = True,
+            help="Also embed items turned 90/180 degrees and search with those (two more embedding "
+                 "passes, cached); finds turned copies the plain embedding misses.")] = False,
         verify: Annotated[bool, typer.Option(
             "--verify/--no-verify", help="Check candidate pairs pixel by pixel (keypoints + alignment).")] = True,
         model: ModelOpt = DEFAULT_MODEL,
