@@ -21,6 +21,7 @@ def turned_vectors(emb, turns: Sequence[int] = TURNS, *, device: str = "auto", b
     """For each quarter turn, the vectors of ``emb``'s items embedded turned (rows as in ``emb``).
 
     Items the turned pass could not read get their unturned vector, so they add no false candidate.
+    The turned passes run on torch whatever ``backend`` says (the turn does not export to ONNX).
     """
     from .embedding import embed
     from .encoders.rotated import rotated_encoder
@@ -31,7 +32,7 @@ def turned_vectors(emb, turns: Sequence[int] = TURNS, *, device: str = "auto", b
     for k in turns:
         enc = rotated_encoder(emb.encoder, k)
         got = embed(emb.inputs, encoder=enc, device=device, batch_size=batch_size, workers=workers,
-                    store=store, remember=False, progress=progress, backend=backend,
+                    store=store, remember=False, progress=progress, backend="torch",
                     source_options=emb.source_options)
         row = {key: i for i, key in enumerate(got.keys)}
         vec = emb.vectors.copy()

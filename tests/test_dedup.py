@@ -226,3 +226,28 @@ def test_bad_keep_and_missing_manifest_are_clear_errors(tmp_path):
     assert res.exit_code == 2 and "--keep" in res.output
     res = runner.invoke(app, ["undo", str(tmp_path / "nope.json")])
     assert res.exit_code == 1 and "no such manifest" in res.output
+
+
+def test_turned_embeddings_match_turned_files(examples_dir, tmp_path, store, capfd):
+    """`--rotations`: the collection embedded turned by 90 degrees finds the turned copy as itself."""
+    from agcurate.rotations import turned_vectors
+
+    import agcurate
+
+    d = tmp_path / "few"
+    d.mkdir()
+    for n in ("AnnualCrop_1.jpg", "AnnualCrop_1_rot90.jpg", "Forest_1.jpg"):
+        shutil.copyfile(examples_dir / n, d / n)
+    emb = agcurate.embed([d], store=store, workers=0, progress=False)
+    turned = turned_vectors(emb, turns=(1, 3), store=store, workers=0, progress=False)
+    names = [Path(p).name for p in emb.paths]
+    a, r = names.index("AnnualCrop_1.jpg"), names.index("AnnualCrop_1_rot90.jpg")
+    plain = float(emb.vectors[a] @ emb.vectors[r])
+    best = max(float(turned[t][i] @ emb.vectors[j]) for t in (1, 3) for i, j in ((a, r), (r, a)))
+    assert best > 0.92 and best > plain + 0.04  # 64 px JPEG copies: turned, they are nearly the same
+    assert "Torch IR graph" not in capfd.readouterr().err  # no failed ONNX export attempt
+    out = tmp_path / "out"
+    res = runner.invoke(app, ["dedup", str(d), "--rotations", "--store", str(store), "--out", str(out),
+                              "--workers", "0"])
+    assert res.exit_code == 0, res.output
+    assert _groups(out / "duplicates.csv") == [{"AnnualCrop_1.jpg", "AnnualCrop_1_rot90.jpg"}]

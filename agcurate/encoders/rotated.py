@@ -1,7 +1,8 @@
 """An encoder that sees its input turned by quarter turns: rotation-aware embeddings for dedup.
 
 Wrapping instead of rotating files keeps the whole embed pipeline (workers, chunks, cache): the
-turned embeddings live in the store under their own encoder id and are computed once.
+turned embeddings live in the store under their own encoder id and are computed once. The turned
+model runs on torch (ONNX export of the turn is not supported by every exporter version).
 """
 
 from __future__ import annotations
@@ -27,11 +28,7 @@ def rotated_encoder(encoder: Encoder, quarter_turns: int) -> Encoder:
                 self.model = model
 
             def forward(self, x):
-                # transpose + reversed-index gather: the same as torch.rot90, and it exports to ONNX
-                for _ in range(k):
-                    rev = torch.arange(x.shape[3] - 1, -1, -1, device=x.device)
-                    x = x.index_select(3, rev).transpose(2, 3)
-                return self.model(x)
+                return self.model(torch.rot90(x, k, dims=(2, 3)))
 
         return Turned(inner())
 
