@@ -48,6 +48,11 @@ class Item:
         return "" if self.window is None else "{},{},{},{}".format(*self.window)
 
 
+def window_text(x: int, y: int, w: int, h: int) -> str:
+    """``x,y,w,h`` of a tile as written into CSV outputs, or an empty string (x < 0: no tile)."""
+    return "" if int(x) < 0 else f"{int(x)},{int(y)},{int(w)},{int(h)}"
+
+
 def file_fingerprint(path: str | os.PathLike) -> str:
     """Cheap change detector: size and modification time in nanoseconds."""
     st = os.stat(path)

@@ -279,18 +279,17 @@ def duplicates_table(items: "pd.DataFrame", result: "pd.DataFrame") -> "pd.DataF
     """
     import pandas as pd
 
+    from ..items import window_text
+
     sel = np.flatnonzero(result["dedup_group"].to_numpy() >= 0)
     it = items.iloc[sel].reset_index(drop=True)
     res = result.iloc[sel].reset_index(drop=True)
-
-    def window(r) -> str:
-        return "" if int(r.x) < 0 else f"{int(r.x)},{int(r.y)},{int(r.w)},{int(r.h)}"
 
     table = pd.DataFrame({
         "group": res["dedup_group"].astype(int), "path": it["path"], "keep": res["keep"].astype(bool),
         "score": res["dedup_score"].astype(float).round(4), "reason": res["dedup_reason"],
         "frame": it["frame"].astype(int) if "frame" in it else -1,
-        "window": [window(r) for r in it.itertuples()] if "x" in it else "",
+        "window": [window_text(r.x, r.y, r.w, r.h) for r in it.itertuples()] if "x" in it else "",
         "width": it["width"].astype(int) if "width" in it else 0,
         "height": it["height"].astype(int) if "height" in it else 0,
         "bytes": it["bytes"].astype("int64") if "bytes" in it else 0,

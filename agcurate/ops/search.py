@@ -14,6 +14,7 @@ def search(query_vectors: np.ndarray, vectors: np.ndarray, items: "pd.DataFrame"
     """
     import pandas as pd
 
+    from ..items import window_text
     from ..neighbors import knn
 
     cols = ["query_index", "rank", "index", "score", "is_match", "key", "path", "frame", "window"]
@@ -32,6 +33,6 @@ def search(query_vectors: np.ndarray, vectors: np.ndarray, items: "pd.DataFrame"
                 continue
             rank += 1
             r = items.iloc[int(j)]
-            window = "" if int(r["x"]) < 0 else f"{int(r['x'])},{int(r['y'])},{int(r['w'])},{int(r['h'])}"
-            rows.append((q, rank, int(j), round(float(s), 4), True, r["key"], r["path"], int(r["frame"]), window))
+            rows.append((q, rank, int(j), round(float(s), 4), True, r["key"], r["path"], int(r["frame"]),
+                         window_text(r["x"], r["y"], r["w"], r["h"])))
     return pd.DataFrame(rows, columns=cols)

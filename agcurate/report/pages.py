@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from ..items import window_text
 from .html import file_href, human_bytes, render_page, thumbnails
 
 
@@ -46,8 +47,7 @@ def _keys_for(table, items) -> list[str]:
     """The item key of each table row (path + frame + window identify it)."""
     index = {}
     for r in items.itertuples(index=False):
-        w = "" if int(r.x) < 0 else f"{int(r.x)},{int(r.y)},{int(r.w)},{int(r.h)}"
-        index[(r.path, int(r.frame), w)] = r.key
+        index[(r.path, int(r.frame), window_text(r.x, r.y, r.w, r.h))] = r.key
     return [index[(r.path, int(r.frame), str(r.window or ""))] for r in table.itertuples(index=False)]
 
 
