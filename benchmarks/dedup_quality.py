@@ -224,7 +224,7 @@ def main() -> None:
     for t in (0.8, DEFAULT_THRESHOLD, 0.9, 0.95):
         row(f"  verified candidate pairs at {t} (no grouping)",
             named(p for p, c in checked.items() if c.score >= t), true)
-    for label, kw in (("agcurate dedup, no turned queries", {}), ("agcurate dedup (default pipeline)", {"turned": turned})):
+    for label, kw in (("agcurate dedup --rotations", {"turned": turned}), ("agcurate dedup (default)", {})):
         t0 = time.perf_counter()
         res = find_duplicates(emb.vectors, emb.items, **kw)
         t_dedup = time.perf_counter() - t0
