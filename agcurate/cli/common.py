@@ -33,6 +33,24 @@ WorkersOpt = Annotated[Optional[int], typer.Option("--workers", min=0, help="Dec
 ImageSizeOpt = Annotated[Optional[int], typer.Option("--image-size", min=16, help="Encoder input size in pixels (default: the model's).")]
 StoreOpt = Annotated[Optional[Path], typer.Option("--store", envvar="AGCURATE_STORE", help="Embedding store folder (default ~/.cache/agcurate).")]
 OutOpt = Annotated[Path, typer.Option("--out", "-o", help="Folder for CSV and HTML outputs.")]
+TileOpt = Annotated[Optional[int], typer.Option("--tile", min=8, help="Cut images and rasters into SIZE x SIZE tiles, each its own item.")]
+StrideOpt = Annotated[Optional[int], typer.Option("--stride", min=1, help="Step between tiles in pixels (default: the tile size; smaller overlaps).")]
+BandsOpt = Annotated[Optional[str], typer.Option("--bands", help="Raster bands to show the encoder, by name or 1-based index: B04,B03,B02 or 3,2,1 (default: true colour).")]
+StretchOpt = Annotated[Optional[str], typer.Option("--stretch", help="Clip range LO,HI that scales raster values to 8 bits (default: 0,3000 for 16-bit, 0,0.3 for float).")]
+
+
+def source_options(tile: int | None = None, stride: int | None = None, bands: str | None = None,
+                   stretch: str | None = None):
+    """The ``SourceOptions`` of the common --tile/--stride/--bands/--stretch flags (None when all unset,
+    so a command without PATH reuses the options of the last ``embed``)."""
+    from ..errors import AgcurateError
+    from ..sources import SourceOptions
+
+    if stride is not None and tile is None:
+        raise AgcurateError("--stride needs --tile")
+    if tile is None and bands is None and stretch is None:
+        return None
+    return SourceOptions(tile=tile, stride=stride, bands=bands, stretch=stretch)
 
 
 def console(stderr: bool = False):
@@ -66,13 +84,13 @@ def command(app: typer.Typer, name: str | None = None, **kwargs):
 
 def run_embed(paths: list[Path] | None, *, model: str, weights: Path | None, device: str,
               batch_size: int | None, workers: int | None, image_size: int | None, store: Path | None,
-              source_options=None, quiet: bool = False):
+              source_options=None, quiet: bool = False, remember: bool = True):
     """Embed (or read from the store) the command's input and report skipped files briefly."""
     from ..embedding import embed
 
     emb = embed(paths or None, model, device=device, batch_size=batch_size, workers=workers,
                 image_size=image_size, store=store, weights=str(weights) if weights else None,
-                source_options=source_options)
+                source_options=source_options, remember=remember)
     if not quiet:
         note = console(stderr=True)
         s = emb.stats

@@ -5,8 +5,9 @@ from __future__ import annotations
 import typer
 
 from ..encoders import DEFAULT_MODEL
-from .common import (BatchOpt, DeviceOpt, ImageSizeOpt, ModelOpt, PathsArg, StoreOpt, WeightsOpt,
-                     WorkersOpt, command, console, print_skipped)
+from .common import (BandsOpt, BatchOpt, DeviceOpt, ImageSizeOpt, ModelOpt, PathsArg, StoreOpt,
+                     StretchOpt, StrideOpt, TileOpt, WeightsOpt, WorkersOpt, command, console,
+                     print_skipped, source_options)
 
 
 def register(app: typer.Typer) -> None:
@@ -20,6 +21,10 @@ def register(app: typer.Typer) -> None:
         workers: WorkersOpt = None,
         image_size: ImageSizeOpt = None,
         store: StoreOpt = None,
+        tile: TileOpt = None,
+        stride: StrideOpt = None,
+        bands: BandsOpt = None,
+        stretch: StretchOpt = None,
     ) -> None:
         """Embed images into the cached store (only new or changed files are encoded)."""
         from rich.markup import escape
@@ -28,7 +33,8 @@ def register(app: typer.Typer) -> None:
         from ..embedding import embed
 
         emb = embed(paths or None, model, device=device, batch_size=batch_size, workers=workers,
-                    image_size=image_size, store=store, weights=str(weights) if weights else None)
+                    image_size=image_size, store=store, weights=str(weights) if weights else None,
+                    source_options=source_options(tile, stride, bands, stretch))
         s = emb.stats
         table = Table(title=f"agcurate embed · {escape(emb.encoder.name)}", show_header=False)
         table.add_column(style="bold")

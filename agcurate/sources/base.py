@@ -16,13 +16,15 @@ class SourceOptions:
     """Options that change which items a path yields or what their pixels look like.
 
     ``tile``/``stride`` cut large images into a grid of windows, ``bands`` picks raster bands and
-    ``fps`` sets how densely videos are sampled. Every source reads the fields it understands.
+    ``fps`` sets how densely videos are sampled, ``stretch`` ("LO,HI") the clip range that scales
+    raster values to 8 bits. Every source reads the fields it understands.
     """
 
     tile: int | None = None
     stride: int | None = None
     bands: str | None = None
     fps: float | None = None
+    stretch: str | None = None
 
 
 @dataclass
