@@ -46,7 +46,7 @@ def register(app: typer.Typer) -> None:
         from rich.table import Table
 
         from ..errors import AgcurateError
-        from ..ops.outliers import METHODS, score_outliers, with_nodata_tiles
+        from ..ops.outliers import METHODS, csv_frame, score_outliers, with_nodata_tiles
         from ..report.html import write_csv
         from ..report.outliers import write_outliers_report
 
@@ -68,7 +68,7 @@ def register(app: typer.Typer) -> None:
                                 reference_items=None if ref is None else ref.items)
         scored = with_nodata_tiles(scored, emb.skipped)
         out.mkdir(parents=True, exist_ok=True)
-        csv_path = write_csv(scored.drop(columns=["key"]), out / "outliers.csv")
+        csv_path = write_csv(csv_frame(scored), out / "outliers.csv")
         rule = (f"top {contamination:g} share" if contamination is not None
                 else f"score >= {threshold if threshold is not None else 3.5:g}")
         mode = f"against reference {reference}" if reference is not None else "against the collection itself"

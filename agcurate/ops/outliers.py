@@ -170,7 +170,7 @@ def score_outliers(vectors: np.ndarray, items, *, method: str = "auto", k: int |
                    seed: int = 0) -> "pd.DataFrame":  # noqa: F821
     """Score items (rows of ``vectors``/``items``) for how little they belong; most outlying first.
 
-    Returns one row per item: ``path, window, score, is_outlier, rank`` then the calibrated
+    Returns one row per item: ``path, score, is_outlier, rank, window`` then the calibrated
     components (``knn_z``, ``lof_z``, ``<signal>_z``), the raw ``knn``/``lof`` values and the
     signals. With ``reference_vectors`` (and ``reference_items``) items are scored against that
     clean collection instead of against each other (novelty detection).
@@ -210,11 +210,7 @@ def score_outliers(vectors: np.ndarray, items, *, method: str = "auto", k: int |
         comps["iforest_z"] = robust_z(r, rr, "high", 1e-3)
 
     score = _combine(comps, method, n)
-    out = pd.DataFrame({
-        "path": items["path"].to_numpy(),
-        "window": _windows(items),
-        "score": np.round(score, 6),
-    })
+    out = pd.DataFrame({"path": items["path"].to_numpy(), "score": np.round(score, 6)})
     if contamination is not None:
         n_out = int(math.ceil(contamination * n))
         order = np.lexsort((np.arange(n), -score))
@@ -223,6 +219,7 @@ def score_outliers(vectors: np.ndarray, items, *, method: str = "auto", k: int |
     else:
         flag = score >= (DEFAULT_THRESHOLD if threshold is None else threshold)
     out["is_outlier"] = flag
+    out["window"] = _windows(items)
     for name, z in comps.items():
         out[name] = np.round(z, 4)
     for name, v in raw.items():
@@ -232,7 +229,7 @@ def score_outliers(vectors: np.ndarray, items, *, method: str = "auto", k: int |
         out[col] = items[col].to_numpy()
     out["key"] = items["key"].to_numpy() if "key" in items.columns else out["path"]
     out = out.iloc[np.lexsort((out["key"].to_numpy(), -score))].reset_index(drop=True)
-    out.insert(4, "rank", np.arange(1, n + 1))
+    out.insert(3, "rank", np.arange(1, n + 1))
     return out
 
 
@@ -282,7 +279,17 @@ def with_nodata_tiles(scored: "pd.DataFrame", skipped) -> "pd.DataFrame":  # noq
     if not rows:
         return out
     extra = pd.DataFrame(rows).sort_values("key", kind="stable")
-    out = pd.concat([extra, out], ignore_index=True)
+    out = pd.concat([extra, out], ignore_index=True)[out.columns]
     out["rank"] = np.arange(1, len(out) + 1)
-    return out[scored.columns.tolist()[:5] + ["reason"] + [c for c in out.columns
-                                                          if c not in scored.columns[:5] and c != "reason"]]
+    out["reason"] = out["reason"].fillna("")
+    return out
+
+
+def csv_frame(scored: "pd.DataFrame") -> "pd.DataFrame":  # noqa: F821
+    """What ``outliers.csv`` holds: ``path,score,is_outlier,rank`` first, ``window``/``reason`` only
+    when some item has one, then components and signals (the internal ``key`` dropped)."""
+    out = scored.drop(columns=["key"], errors="ignore")
+    for col in ("window", "reason"):
+        if col in out.columns and not out[col].fillna("").astype(bool).any():
+            out = out.drop(columns=[col])
+    return out

@@ -153,11 +153,11 @@ def _roles_for(names: list[str], colorinterp: Sequence[str] = ()) -> dict[str, i
     for i, ci in enumerate(colorinterp):
         if ci in ("red", "green", "blue") and ci not in roles:
             roles[ci] = i
-    if not roles:
-        if len(names) in (3, 4):  # RGB, RGBN: the common layouts of 3- and 4-band products
-            roles = {"red": 0, "green": 1, "blue": 2}
-            if len(names) == 4:
-                roles["nir"] = 3
+    if not roles and len(names) in (3, 4):  # RGB, RGBN: the common layouts of 3- and 4-band products
+        roles = {"red": 0, "green": 1, "blue": 2}
+    if len(names) == 4 and "nir" not in roles and [roles.get(c) for c in ("red", "green", "blue")] == [0, 1, 2] \
+            and (len(colorinterp) < 4 or colorinterp[3] in ("undefined", "gray")):
+        roles["nir"] = 3
     return roles
 
 
