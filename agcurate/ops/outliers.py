@@ -1,20 +1,25 @@
 """Outlier scoring: how little each item belongs to its collection (or to a clean reference).
 
 Outliers often come as a group of look-alikes (10% clouded tiles resemble each other), so a small
-neighbourhood sees them as ordinary. The default method combines evidence that survives that:
+neighbourhood sees them as ordinary. The default method (``auto``) combines evidence that survives that:
 
-* ``knn``: mean cosine distance to the ``k`` nearest neighbours, with ``k`` larger than a plausible
-  outlier group (15% of the collection, 5-100);
-* ``lof``: local outlier factor (scikit-learn, on the same neighbour graph) at that ``k``;
-* cheap per-item signals: brightness, saturation, sharpness (blur), no-data share and, for
-  multi-band rasters, the spectral cloud/snow signals (``sig_cloud``, ``sig_snow``, ...).
+* ``knn``: mean cosine distance to the ``k`` nearest neighbours, ``k`` larger than a plausible outlier
+  group (30% of the collection, 5-100);
+* ``mcd``: robust Mahalanobis distance in a PCA projection of the embeddings (scikit-learn's
+  minimum covariance determinant, fitted on the densest 75%): a small group of look-alikes lies
+  off the robust ellipsoid of the majority even when its members are close to each other;
+* per-item signals: brightness, saturation, sharpness (blur) and no-data share for any image, and
+  for multi-band rasters the spectral cloud/snow signals (``sig_cloud``, ``sig_haze``,
+  ``sig_whiteness``, ``sig_snow``, ...), taken jointly as one robust Mahalanobis distance
+  (``spectral``), since they are physical and correlated.
 
 Every component is calibrated into a robust z-score (median and MAD of the collection, or of the
-reference with ``reference``), clipped at 0 on the ordinary side; the final ``score`` is the
-root-mean-square of the embedding evidence (mean of knn and lof) and of the strongest signal, so one
-overwhelming signal (a white cloud tile) or a clear embedding outlier (an off-topic picture) both
-surface, and scores on the same scale as the components. An item is an outlier when its score is at
-least ``threshold`` (default 3.5), or when it is among the top ``contamination`` share.
+reference with ``reference``), clipped at 0 on the ordinary side. The score is the embedding
+evidence (mean of ``knn_z`` and ``mcd_z``) plus the signal evidence beyond 2 (the strongest pixel
+signal, or the spectral distance and no-data share for multi-band input): ordinary variation in
+brightness does not move the ranking, a white cloud or a snow field does. ``lof_z`` (local outlier
+factor at the same ``k``) is reported as a column. An item is an outlier when its score is at least
+``threshold`` (default 3.5), or when it is among the top ``contamination`` share.
 """
 
 from __future__ import annotations
@@ -24,10 +29,13 @@ import math
 import numpy as np
 
 DEFAULT_THRESHOLD = 3.5
-METHODS = ("auto", "knn", "lof", "signals", "iforest")
+SIGNAL_SLACK = 2.0  # signal z-scores count only beyond this many robust standard deviations
+METHODS = ("auto", "knn", "lof", "mcd", "signals", "iforest")
 PCA_ABOVE = 20_000  # beyond this many items, neighbours are searched on 128 PCA dimensions
+MCD_DIMS = 12  # PCA dimensions for the robust Mahalanobis distance (fewer for small collections)
 
-# signal column -> (side, floor of its scale): "high" = only large values are outlying, "both" = either
+# signal column -> (side, floor of its scale): "high" = only large values are outlying, "low" = only
+# small ones, "both" = either
 SIGNALS: dict[str, tuple[str, float]] = {
     "brightness": ("both", 0.03),
     "saturation": ("both", 0.03),
@@ -43,13 +51,14 @@ SIGNALS: dict[str, tuple[str, float]] = {
 
 
 def default_k(n: int) -> int:
-    """Neighbourhood size: 15% of the collection, at least 5 and at most 100 (and below ``n``)."""
-    return max(1, min(n - 1, max(5, min(100, round(0.15 * n)))))
+    """Neighbourhood size: 30% of the collection, at least 5 and at most 100 (and below ``n``)."""
+    return max(1, min(n - 1, max(5, min(100, round(0.3 * n)))))
 
 
 def robust_z(values: np.ndarray, ref: np.ndarray | None = None, side: str = "high",
              floor: float = 1e-6) -> np.ndarray:
-    """(x - median) / scale, scale = max(1.4826 MAD, 1.2533 mean abs. deviation, floor) of ``ref``.
+    """(x - median) / scale of ``ref`` (Iglewicz-Hoaglin): scale = 1.4826 MAD, or 1.2533 x mean absolute
+    deviation where MAD is 0, and never below ``floor``.
 
     ``side="high"`` keeps only large values (clipped at 0), ``"low"`` only small ones, ``"both"`` the
     absolute deviation.
@@ -62,7 +71,8 @@ def robust_z(values: np.ndarray, ref: np.ndarray | None = None, side: str = "hig
         return np.zeros_like(x)
     med = float(np.median(r))
     dev = np.abs(r - med)
-    scale = max(1.4826 * float(np.median(dev)), 1.2533 * float(dev.mean()), floor)
+    mad = float(np.median(dev))
+    scale = max(1.4826 * mad if mad > 0 else 1.2533 * float(dev.mean()), floor)
     z = (x - med) / scale
     z = np.abs(z) if side == "both" else np.maximum(-z if side == "low" else z, 0.0)
     return np.nan_to_num(z, nan=0.0)
@@ -164,6 +174,61 @@ def _iforest(vectors: np.ndarray, sig, ref_vectors, ref_sig, seed: int) -> tuple
     return raw, ref_raw
 
 
+def robust_distance(fit: np.ndarray, query: np.ndarray | None = None, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Robust Mahalanobis distances (MinCovDet on the densest 75% of ``fit``): of ``fit`` and of ``query``.
+
+    Falls back to a shrunk covariance (Ledoit-Wolf) when the robust fit is singular.
+    """
+    import warnings
+
+    from sklearn.covariance import LedoitWolf, MinCovDet
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            est = MinCovDet(support_fraction=0.75, random_state=seed).fit(fit)
+        except (ValueError, np.linalg.LinAlgError):
+            est = LedoitWolf().fit(fit)
+        d_fit = np.sqrt(np.maximum(est.mahalanobis(fit), 0))
+        d_q = d_fit if query is None else np.sqrt(np.maximum(est.mahalanobis(query), 0))
+    return d_fit, d_q
+
+
+def mcd_component(vectors: np.ndarray, reference: np.ndarray | None = None, seed: int = 0):
+    """Robust Mahalanobis distance of each item in a PCA projection (fitted on the reference when
+    given); returns (distances, reference distances or None), or None for tiny collections."""
+    from sklearn.decomposition import PCA
+
+    base = vectors if reference is None else reference
+    dims = min(MCD_DIMS, len(base) // 10, base.shape[1])
+    if dims < 2:
+        return None
+    rng = np.random.default_rng(seed)
+    fit_rows = base if len(base) <= PCA_ABOVE else base[rng.choice(len(base), PCA_ABOVE, replace=False)]
+    pca = PCA(n_components=dims, random_state=seed).fit(fit_rows)
+    if reference is None:
+        d, _ = robust_distance(pca.transform(vectors), None, seed)
+        return d, None
+    d_ref, d = robust_distance(pca.transform(reference), pca.transform(vectors), seed)
+    return d, d_ref
+
+
+def _spectral(sig, ref_sig, cols: list[str], seed: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """One robust distance over the spectral signals, standardised by median and IQR of the base."""
+    base = sig[cols] if ref_sig is None else ref_sig[cols]
+    med = base.median()
+    iqr = (base.quantile(0.75) - base.quantile(0.25)).clip(lower=1e-3)
+
+    def std(df):
+        return ((df[cols].fillna(med) - med) / iqr).to_numpy(dtype=np.float64)
+
+    if ref_sig is None:
+        d, _ = robust_distance(std(sig), None, seed)
+        return d, None
+    d_ref, d = robust_distance(std(ref_sig), std(sig), seed)
+    return d, d_ref
+
+
 def score_outliers(vectors: np.ndarray, items, *, method: str = "auto", k: int | None = None,
                    contamination: float | None = None, threshold: float | None = None,
                    reference_vectors: np.ndarray | None = None, reference_items=None,
@@ -171,9 +236,9 @@ def score_outliers(vectors: np.ndarray, items, *, method: str = "auto", k: int |
     """Score items (rows of ``vectors``/``items``) for how little they belong; most outlying first.
 
     Returns one row per item: ``path, score, is_outlier, rank, window`` then the calibrated
-    components (``knn_z``, ``lof_z``, ``<signal>_z``), the raw ``knn``/``lof`` values and the
-    signals. With ``reference_vectors`` (and ``reference_items``) items are scored against that
-    clean collection instead of against each other (novelty detection).
+    components (``knn_z``, ``mcd_z``, ``lof_z``, ``<signal>_z``, ``spectral_z``), the raw ``knn``/``lof``
+    values and the signals. With ``reference_vectors`` (and ``reference_items``) items are scored
+    against that clean collection instead of against each other (novelty detection).
     """
     import pandas as pd
 
@@ -181,31 +246,41 @@ def score_outliers(vectors: np.ndarray, items, *, method: str = "auto", k: int |
         raise ValueError(f"unknown method {method!r}; choose from {', '.join(METHODS)}")
     if contamination is not None and not 0 < contamination < 1:
         raise ValueError("contamination must lie between 0 and 1")
+    vectors = np.asarray(vectors, np.float32)
     n = len(vectors)
     novelty = reference_vectors is not None
+    ref_vec = None if not novelty else np.asarray(reference_vectors, np.float32)
     sig = signal_frame(items)
     ref_sig = signal_frame(reference_items) if novelty and reference_items is not None else None
     if ref_sig is not None:
         common = [c for c in sig.columns if c in ref_sig.columns]
         sig, ref_sig = sig[common], ref_sig[common]
-    n_base = len(reference_vectors) if novelty else n
+    n_base = len(ref_vec) if novelty else n
     k = default_k(n_base) if k is None else max(1, min(k, n_base - 1))
 
     comps: dict[str, np.ndarray] = {}
     raw: dict[str, np.ndarray] = {}
     if method in ("auto", "knn", "lof") and n_base >= 2:
-        nb = neighbour_components(vectors, k, reference_vectors, seed)
+        nb = neighbour_components(vectors, k, ref_vec, seed)
         for name in ("knn", "lof"):
             if method in ("auto", name):
                 raw[name] = nb[name]
                 comps[f"{name}_z"] = robust_z(nb[name], nb.get(f"ref_{name}"), "high", 1e-3)
+    if method in ("auto", "mcd"):
+        m = mcd_component(vectors, ref_vec, seed)
+        if m is not None:
+            comps["mcd_z"] = robust_z(m[0], m[1], "high", 1e-3)
     if method in ("auto", "signals"):
         for name in sig.columns:
             side, floor = SIGNALS[name]
             ref = None if ref_sig is None else ref_sig[name].to_numpy()
             comps[f"{name}_z"] = robust_z(sig[name].to_numpy(), ref, side, floor)
+        spec = [c for c in sig.columns if c.startswith("sig_")]
+        if spec and (n_base > 3 * len(spec) + 3):
+            d, d_ref = _spectral(sig, ref_sig, spec, seed)
+            comps["spectral_z"] = robust_z(d, d_ref, "high", 1e-3)
     if method == "iforest":
-        r, rr = _iforest(np.asarray(vectors, np.float32), sig, reference_vectors, ref_sig, seed)
+        r, rr = _iforest(vectors, sig, ref_vec, ref_sig, seed)
         raw["iforest"] = r
         comps["iforest_z"] = robust_z(r, rr, "high", 1e-3)
 
@@ -228,25 +303,39 @@ def score_outliers(vectors: np.ndarray, items, *, method: str = "auto", k: int |
         col = "sharpness" if name == "log_sharpness" else name
         out[col] = items[col].to_numpy()
     out["key"] = items["key"].to_numpy() if "key" in items.columns else out["path"]
-    out = out.iloc[np.lexsort((out["key"].to_numpy(), -score))].reset_index(drop=True)
+    out = out.iloc[np.lexsort((out["key"].to_numpy(), -np.round(score, 6)))].reset_index(drop=True)
     out.insert(3, "rank", np.arange(1, n + 1))
     return out
 
 
+EMBEDDING_COMPONENTS = ("knn_z", "mcd_z")
+
+
 def _combine(comps: dict[str, np.ndarray], method: str, n: int) -> np.ndarray:
-    """One score from calibrated components: RMS of embedding evidence and the strongest signal."""
+    """One score: embedding evidence (mean of knn_z and mcd_z) + signal evidence beyond SIGNAL_SLACK.
+
+    Signal evidence is the strongest pixel signal; with spectral signals (multi-band rasters) it is
+    the joint spectral distance or the no-data share, whichever is stronger.
+    """
     if not comps:
         return np.zeros(n)
-    emb = [comps[c] for c in ("knn_z", "lof_z", "iforest_z") if c in comps]
-    sig = [v for c, v in comps.items() if c not in ("knn_z", "lof_z", "iforest_z")]
     if method != "auto":
-        return np.mean(emb or sig, axis=0)
-    parts = []
-    if emb:
-        parts.append(np.mean(emb, axis=0))
-    if sig:
-        parts.append(np.max(sig, axis=0))
-    return np.sqrt(np.mean(np.square(parts), axis=0))
+        keys = [c for c in comps if c == f"{method}_z"] or list(comps)
+        if method == "signals":
+            return _signal_evidence(comps, n)
+        return np.mean([comps[c] for c in keys], axis=0)
+    emb = [comps[c] for c in EMBEDDING_COMPONENTS if c in comps]
+    score = np.mean(emb, axis=0) if emb else np.zeros(n)
+    return score + np.maximum(_signal_evidence(comps, n) - SIGNAL_SLACK, 0.0)
+
+
+def _signal_evidence(comps: dict[str, np.ndarray], n: int) -> np.ndarray:
+    if "spectral_z" in comps:
+        keys = ["spectral_z", "nodata_z"]
+    else:
+        keys = [c for c in comps if c not in EMBEDDING_COMPONENTS and c not in ("lof_z", "iforest_z")]
+    vals = [comps[c] for c in keys if c in comps]
+    return np.max(vals, axis=0) if vals else np.zeros(n)
 
 
 def _windows(items) -> np.ndarray:

@@ -1,0 +1,183 @@
+"""Outlier scoring: planted look-alike groups, signals, novelty mode, the CLI, CSV and gallery page."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from agcurate.ops.outliers import default_k, robust_z, score_outliers
+
+
+def _items(n: int, **signals) -> pd.DataFrame:
+    df = pd.DataFrame({"path": [f"/data/img_{i:03d}.png" for i in range(n)], "x": -1, "y": -1, "w": -1, "h": -1})
+    df["key"] = df["path"]
+    for name, values in signals.items():
+        df[name] = values
+    return df
+
+
+def _cluster(rng, centre, n, spread=0.35):
+    v = centre + spread * rng.normal(size=(n, len(centre)))
+    return (v / np.linalg.norm(v, axis=1, keepdims=True)).astype(np.float32)
+
+
+def _ranked_paths(res: pd.DataFrame, top: int) -> set[str]:
+    return set(res["path"].head(top))
+
+
+def test_robust_z_sides_and_floor():
+    x = np.array([0.0, 0.0, 0.0, 0.0, 0.5])
+    # MAD is 0 here: the scale falls back to 1.2533 x mean absolute deviation (0.1)
+    assert robust_z(x, side="high", floor=0.05).tolist() == [0, 0, 0, 0, pytest.approx(0.5 / 0.12533)]
+    y = np.array([1.0, 2.0, 3.0, 4.0, 100.0, -100.0])
+    assert (robust_z(y, side="both") > 0).sum() == 6
+    assert robust_z(y, side="low")[4] == 0 and robust_z(y, side="low")[5] > 10
+
+
+def test_planted_group_of_lookalikes_ranks_first():
+    """8 near-identical outliers among 100: 5-NN sees them as ordinary, a large k does not."""
+    rng = np.random.default_rng(0)
+    dim = 32
+    a, b = rng.normal(size=dim), rng.normal(size=dim)
+    vec = np.vstack([_cluster(rng, a, 100), _cluster(rng, b, 8, spread=0.05)])
+    items = _items(108)
+    res = score_outliers(vec, items)
+    assert default_k(108) == 16
+    assert _ranked_paths(res, 8) == {f"/data/img_{i:03d}.png" for i in range(100, 108)}
+    assert res["is_outlier"].sum() == 8 and res["rank"].tolist() == list(range(1, 109))
+    assert list(res.columns[:5]) == ["path", "score", "is_outlier", "rank", "window"]
+    five_nn = score_outliers(vec, items, method="knn", k=5)
+    assert not _ranked_paths(five_nn, 8) & {f"/data/img_{i:03d}.png" for i in range(100, 108)}
+
+
+def test_bright_signal_and_contamination():
+    rng = np.random.default_rng(1)
+    vec = _cluster(rng, rng.normal(size=16), 60)
+    bright = np.clip(rng.normal(0.35, 0.04, 60), 0, 1)
+    bright[[3, 17, 42]] = [0.97, 0.95, 0.99]  # three white (clouded) pictures, embeddings ordinary
+    res = score_outliers(vec, _items(60, brightness=bright, saturation=0.3, sharpness=100.0, nodata=0.0))
+    assert res["path"].head(3).tolist() == ["/data/img_042.png", "/data/img_003.png", "/data/img_017.png"]
+    assert res.loc[0, "brightness_z"] > 10
+    top = score_outliers(vec, _items(60, brightness=bright), contamination=0.1)
+    assert top["is_outlier"].sum() == 6 and top["is_outlier"].head(6).all()
+    only = score_outliers(vec, _items(60, brightness=bright), method="signals", threshold=5)
+    assert only["is_outlier"].sum() == 3
+
+
+def test_reference_novelty_mode_scores_against_clean_collection():
+    rng = np.random.default_rng(2)
+    a, b = rng.normal(size=24), rng.normal(size=24)
+    ref = _cluster(rng, a, 120)
+    new = np.vstack([_cluster(rng, a, 20), _cluster(rng, b, 3, spread=0.05)])
+    res = score_outliers(new, _items(23), reference_vectors=ref, reference_items=_items(120))
+    assert _ranked_paths(res, 3) == {"/data/img_020.png", "/data/img_021.png", "/data/img_022.png"}
+    assert res["is_outlier"].sum() == 3
+    # against itself the 3 look-alikes are 13% of 23 items; against the reference they are plainly new
+    assert res["knn_z"].head(3).min() > 5
+
+
+def test_bigearthnet_snowy_patch_is_the_top_outlier(shared_data, store):
+    import agcurate
+
+    emb = agcurate.embed([shared_data("bigearthnet-s2-example")], store=store, workers=0, progress=False)
+    res = score_outliers(emb.vectors, emb.items)
+    assert res.loc[0, "path"].endswith("S2B_MSIL2A_20180204T94161_57_38")
+    assert res.loc[0, "is_outlier"] and res["is_outlier"].sum() == 1
+    assert res.loc[0, "sig_snow"] > 0.9 and res.loc[0, "sig_snow_z"] > 10
+
+
+def _green_and_clouds(folder):
+    from tests.conftest import make_image
+
+    for i in range(24):
+        make_image(folder / f"field_{i:02d}.png", size=(64, 64), color=(60 + 3 * i, 120 + 2 * i, 50), seed=i)
+    for i in range(3):
+        make_image(folder / f"cloud_{i}.png", size=(64, 64), color=(235, 238, 240), seed=100 + i)
+    return folder
+
+
+def test_outliers_cli_csv_and_gallery(tmp_path, store, page, artifacts):
+    from typer.testing import CliRunner
+
+    from agcurate.cli import app
+
+    data = _green_and_clouds(tmp_path / "data")
+    out = tmp_path / "out"
+    res = CliRunner().invoke(app, ["outliers", str(data), "--out", str(out), "--store", str(store), "--workers", "0"])
+    assert res.exit_code == 0, res.output
+    with open(out / "outliers.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    header = list(rows[0])
+    assert header[:4] == ["path", "score", "is_outlier", "rank"] and "window" not in header
+    assert {"knn_z", "lof_z", "brightness_z", "brightness", "sharpness"} <= set(header)
+    assert {r["path"].split("/")[-1] for r in rows[:3]} == {"cloud_0.png", "cloud_1.png", "cloud_2.png"}
+    assert [r["is_outlier"] for r in rows[:4]] == ["True", "True", "True", "False"]
+    assert [int(r["rank"]) for r in rows] == list(range(1, 28))
+
+    page.goto((out / "outliers.html").as_uri())
+    page.wait_for_load_state("load")
+    assert page.agcurate_errors == []
+    figs = page.locator("#gallery figure")
+    assert figs.count() == 27
+    assert page.locator("figure.outlier").count() == 3
+    loaded = page.evaluate("Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)")
+    assert loaded
+    first = figs.first.inner_text()
+    assert "#1 · score" in first and "cloud_" in first and "outlier" in first
+    page.screenshot(path=str(artifacts / "outliers.png"), full_page=True)
+
+
+def test_outliers_cli_reference_and_tiles(tmp_path, store):
+    import rasterio
+    from affine import Affine
+    from typer.testing import CliRunner
+
+    from agcurate.cli import app
+
+    data = _green_and_clouds(tmp_path / "data")
+    clean = tmp_path / "clean"
+    clean.mkdir()
+    for p in sorted(data.glob("field_*.png")):
+        (clean / p.name).write_bytes(p.read_bytes())
+    runner = CliRunner()
+    out = tmp_path / "ref-out"
+    res = runner.invoke(app, ["outliers", str(data), "--reference", str(clean), "--out", str(out),
+                              "--store", str(store), "--workers", "0"])
+    assert res.exit_code == 0, res.output
+    df = pd.read_csv(out / "outliers.csv")
+    assert set(df.loc[df["is_outlier"], "path"].str.split("/").str[-1]) == {"cloud_0.png", "cloud_1.png", "cloud_2.png"}
+
+    rng = np.random.default_rng(3)
+    arr = rng.integers(400, 1500, (4, 96, 96)).astype(np.uint16)
+    arr[:, 48:, 48:] = 0
+    arr[:, :48, :48] = 9000  # a saturated (cloud) tile
+    scene = tmp_path / "scene.tif"
+    with rasterio.open(scene, "w", driver="GTiff", width=96, height=96, count=4, dtype="uint16", nodata=0,
+                       crs="EPSG:32633", transform=Affine(10, 0, 500000, 0, -10, 5000000)) as ds:
+        ds.write(arr)
+    out2 = tmp_path / "tile-out"
+    res = runner.invoke(app, ["outliers", str(scene), "--tile", "32", "--out", str(out2), "--store", str(store),
+                              "--workers", "0", "--contamination", "0.2"])
+    assert res.exit_code == 0, res.output
+    df = pd.read_csv(out2 / "outliers.csv", keep_default_na=False)
+    assert list(df.columns[:6]) == ["path", "score", "is_outlier", "rank", "window", "reason"]
+    nodata = df[df["reason"].str.startswith("no-data tile")]
+    assert sorted(nodata["window"]) == ["32,64,32,32", "64,32,32,32", "64,64,32,32"]
+    assert nodata["is_outlier"].all() and nodata["rank"].tolist() == [1, 2, 3]
+    scored = df[df["reason"] == ""]
+    assert len(scored) == 6 and scored.iloc[0]["window"] == "0,0,32,32"  # the cloud tile leads
+    assert (out2 / "outliers.html").exists()
+
+
+def test_outliers_cli_rejects_conflicting_rules(tmp_path):
+    from typer.testing import CliRunner
+
+    from agcurate.cli import app
+
+    res = CliRunner().invoke(app, ["outliers", str(tmp_path), "--contamination", "0.1", "--threshold", "3"])
+    assert res.exit_code == 1 and "either --contamination or --threshold" in res.output
+    res = CliRunner().invoke(app, ["outliers", str(tmp_path), "--method", "magic"])
+    assert res.exit_code == 1 and "unknown --method" in res.output
