@@ -5,9 +5,10 @@ neighbourhood sees them as ordinary. The default method (``auto``) combines evid
 
 * ``knn``: mean cosine distance to the ``k`` nearest neighbours, ``k`` larger than a plausible outlier
   group (30% of the collection, 5-100);
-* ``mcd``: robust Mahalanobis distance in a PCA projection of the embeddings (scikit-learn's
-  minimum covariance determinant, fitted on the densest 75%): a small group of look-alikes lies
-  off the robust ellipsoid of the majority even when its members are close to each other;
+* ``mcd``: robust Mahalanobis distance in PCA projections (12 and 16 dimensions, averaged) of the
+  embeddings (scikit-learn's minimum covariance determinant, fitted on the densest 75%): a small
+  group of look-alikes lies off the robust ellipsoid of the majority even when its members are
+  close to each other;
 * per-item signals: brightness, saturation, sharpness (blur) and no-data share for any image, and
   for multi-band rasters the spectral cloud/snow signals (``sig_cloud``, ``sig_haze``,
   ``sig_whiteness``, ``sig_snow``, ...), taken jointly as one robust Mahalanobis distance
@@ -15,7 +16,8 @@ neighbourhood sees them as ordinary. The default method (``auto``) combines evid
 
 Every component is calibrated into a robust z-score (median and MAD of the collection, or of the
 reference with ``reference``), clipped at 0 on the ordinary side. The score is the embedding
-evidence (mean of ``knn_z`` and ``mcd_z``) plus the signal evidence beyond 2 (the strongest pixel
+evidence (the larger of ``knn_z`` and ``mcd_z``: an isolated odd item or a group off the majority)
+plus the signal evidence beyond 2 (the strongest pixel
 signal, or the spectral distance and no-data share for multi-band input): ordinary variation in
 brightness does not move the ranking, a white cloud or a snow field does. ``lof_z`` (local outlier
 factor at the same ``k``) is reported as a column. An item is an outlier when its score is at least
@@ -32,7 +34,7 @@ DEFAULT_THRESHOLD = 3.5
 SIGNAL_SLACK = 2.0  # signal z-scores count only beyond this many robust standard deviations
 METHODS = ("auto", "knn", "lof", "mcd", "signals", "iforest")
 PCA_ABOVE = 20_000  # beyond this many items, neighbours are searched on 128 PCA dimensions
-MCD_DIMS = 12  # PCA dimensions for the robust Mahalanobis distance (fewer for small collections)
+MCD_DIMS = (12, 16)  # PCA sizes for the robust Mahalanobis distance (fewer for small collections)
 
 # signal column -> (side, floor of its scale): "high" = only large values are outlying, "low" = only
 # small ones, "both" = either
@@ -194,23 +196,33 @@ def robust_distance(fit: np.ndarray, query: np.ndarray | None = None, seed: int 
     return d_fit, d_q
 
 
-def mcd_component(vectors: np.ndarray, reference: np.ndarray | None = None, seed: int = 0):
-    """Robust Mahalanobis distance of each item in a PCA projection (fitted on the reference when
-    given); returns (distances, reference distances or None), or None for tiny collections."""
+def mcd_component(vectors: np.ndarray, reference: np.ndarray | None = None, seed: int = 0) -> np.ndarray | None:
+    """Calibrated robust Mahalanobis distance of each item in PCA projections of the embeddings.
+
+    One projection per size in ``MCD_DIMS`` (capped at a tenth of the collection), each fitted on
+    the reference when given; their robust z-scores are averaged. None for tiny collections.
+    """
     from sklearn.decomposition import PCA
 
     base = vectors if reference is None else reference
-    dims = min(MCD_DIMS, len(base) // 10, base.shape[1])
-    if dims < 2:
+    cap = min(len(base) // 10, base.shape[1])
+    dims_list = sorted({min(d, cap) for d in MCD_DIMS})
+    if cap < 2:
         return None
     rng = np.random.default_rng(seed)
     fit_rows = base if len(base) <= PCA_ABOVE else base[rng.choice(len(base), PCA_ABOVE, replace=False)]
-    pca = PCA(n_components=dims, random_state=seed).fit(fit_rows)
-    if reference is None:
-        d, _ = robust_distance(pca.transform(vectors), None, seed)
-        return d, None
-    d_ref, d = robust_distance(pca.transform(reference), pca.transform(vectors), seed)
-    return d, d_ref
+    pca = PCA(n_components=max(dims_list), random_state=seed).fit(fit_rows)
+    proj_base = pca.transform(base)
+    proj = proj_base if reference is None else pca.transform(vectors)
+    zs = []
+    for dims in dims_list:
+        if reference is None:
+            d, _ = robust_distance(proj[:, :dims], None, seed)
+            zs.append(robust_z(d, None, "high", 1e-3))
+        else:
+            d_ref, d = robust_distance(proj_base[:, :dims], proj[:, :dims], seed)
+            zs.append(robust_z(d, d_ref, "high", 1e-3))
+    return np.mean(zs, axis=0)
 
 
 def _spectral(sig, ref_sig, cols: list[str], seed: int) -> tuple[np.ndarray, np.ndarray | None]:
@@ -269,7 +281,7 @@ def score_outliers(vectors: np.ndarray, items, *, method: str = "auto", k: int |
     if method in ("auto", "mcd"):
         m = mcd_component(vectors, ref_vec, seed)
         if m is not None:
-            comps["mcd_z"] = robust_z(m[0], m[1], "high", 1e-3)
+            comps["mcd_z"] = m
     if method in ("auto", "signals"):
         for name in sig.columns:
             side, floor = SIGNALS[name]
@@ -312,7 +324,7 @@ EMBEDDING_COMPONENTS = ("knn_z", "mcd_z")
 
 
 def _combine(comps: dict[str, np.ndarray], method: str, n: int) -> np.ndarray:
-    """One score: embedding evidence (mean of knn_z and mcd_z) + signal evidence beyond SIGNAL_SLACK.
+    """One score: embedding evidence (max of knn_z and mcd_z) + signal evidence beyond SIGNAL_SLACK.
 
     Signal evidence is the strongest pixel signal; with spectral signals (multi-band rasters) it is
     the joint spectral distance or the no-data share, whichever is stronger.
@@ -325,7 +337,7 @@ def _combine(comps: dict[str, np.ndarray], method: str, n: int) -> np.ndarray:
             return _signal_evidence(comps, n)
         return np.mean([comps[c] for c in keys], axis=0)
     emb = [comps[c] for c in EMBEDDING_COMPONENTS if c in comps]
-    score = np.mean(emb, axis=0) if emb else np.zeros(n)
+    score = np.max(emb, axis=0) if emb else np.zeros(n)
     return score + np.maximum(_signal_evidence(comps, n) - SIGNAL_SLACK, 0.0)
 
 
