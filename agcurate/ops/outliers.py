@@ -33,7 +33,10 @@ import numpy as np
 DEFAULT_THRESHOLD = 3.5
 SIGNAL_SLACK = 2.0  # signal z-scores count only beyond this many robust standard deviations
 METHODS = ("auto", "knn", "lof", "mcd", "signals", "iforest")
-PCA_ABOVE = 20_000  # beyond this many items, neighbours are searched on 128 PCA dimensions
+PCA_ABOVE = 5_000  # beyond this many items, neighbours are searched on 64 PCA dimensions
+FIT_ROWS = 5_000  # PCA is fitted on at most this many (seeded) rows
+SAMPLE_BASE = 5_000  # beyond this many items, neighbours are searched in a seeded sample of this size
+MCD_FIT_ROWS = 2_000  # the robust covariance is fitted on at most this many (seeded) rows
 MCD_DIMS = (12, 16)  # PCA sizes for the robust Mahalanobis distance (fewer for small collections)
 
 # signal column -> (side, floor of its scale): "high" = only large values are outlying, "low" = only
@@ -80,16 +83,24 @@ def robust_z(values: np.ndarray, ref: np.ndarray | None = None, side: str = "hig
     return np.nan_to_num(z, nan=0.0)
 
 
-def _reduce(vectors: np.ndarray, reference: np.ndarray | None, seed: int):
-    """PCA to 128 dimensions for large collections (fit on the reference when given), re-normalised."""
-    base = vectors if reference is None else reference
-    if len(base) <= PCA_ABOVE or vectors.shape[1] <= 128:
-        return vectors, reference
+def _pca(base: np.ndarray, dims: int, seed: int):
+    """PCA fitted on at most ``FIT_ROWS`` seeded rows of ``base`` (eigen-decomposition of the covariance)."""
     from sklearn.decomposition import PCA
 
-    rng = np.random.default_rng(seed)
-    fit_rows = base[rng.choice(len(base), size=min(len(base), 20_000), replace=False)]
-    pca = PCA(n_components=128, svd_solver="randomized", random_state=seed).fit(fit_rows)
+    rows = base
+    if len(base) > FIT_ROWS:
+        rows = base[np.random.default_rng(seed).choice(len(base), FIT_ROWS, replace=False)]
+    solver = "covariance_eigh" if len(rows) > base.shape[1] else "full"
+    return PCA(n_components=min(dims, len(rows), base.shape[1]), svd_solver=solver, random_state=seed).fit(rows)
+
+
+def reduce_vectors(vectors: np.ndarray, reference: np.ndarray | None = None, seed: int = 0):
+    """PCA to 64 dimensions for large collections (fit on the reference when given), re-normalised;
+    small collections and short vectors are returned unchanged."""
+    base = vectors if reference is None else reference
+    if len(base) <= PCA_ABOVE or vectors.shape[1] <= 64:
+        return vectors, reference
+    pca = _pca(base, 64, seed)
 
     def tr(a):
         out = pca.transform(a).astype(np.float32)
@@ -115,33 +126,60 @@ def _graph(dist: np.ndarray, ids: np.ndarray, n_cols: int, with_self: bool = Fal
 def neighbour_components(vectors: np.ndarray, k: int, reference: np.ndarray | None = None,
                          seed: int = 0) -> dict[str, np.ndarray]:
     """Raw kNN distance (mean cosine distance to ``k`` nearest) and LOF of every item, plus the
-    same for the reference items (leave-one-out) when ``reference`` is given, for calibration."""
+    same for the reference items (leave-one-out) when ``reference`` is given, for calibration.
+
+    Beyond ``SAMPLE_BASE`` base items, neighbours are searched in a seeded sample of that size with
+    ``k`` scaled by the sampling rate (an estimate of the same neighbourhood at a fraction of the
+    cost); sampled items leave themselves out. Large collections should be passed through
+    ``reduce_vectors`` first.
+    """
     from sklearn.neighbors import LocalOutlierFactor
 
     from ..neighbors import knn
 
-    vec, ref = _reduce(np.asarray(vectors, np.float32), None if reference is None else
-                       np.asarray(reference, np.float32), seed)
-    base = vec if ref is None else ref
+    vec = np.asarray(vectors, np.float32)
+    ref = None if reference is None else np.asarray(reference, np.float32)
+    full = vec if ref is None else ref
+    sample = None
+    if len(full) > SAMPLE_BASE:
+        sample = np.sort(np.random.default_rng(seed).choice(len(full), SAMPLE_BASE, replace=False))
+        k = max(5, round(k * SAMPLE_BASE / len(full)))
+    base = full if sample is None else full[sample]
     k = max(1, min(k, len(base) - 1))
     sims, ids = knn(base, k)
     dist_b = np.clip(1.0 - sims, 0.0, 2.0)
+    lof = LocalOutlierFactor(n_neighbors=k, metric="precomputed", novelty=True)
+    lof.fit(_graph(dist_b, ids, len(base), with_self=True))
+    base_knn, base_lof = dist_b.mean(axis=1), -lof.negative_outlier_factor_
     out: dict[str, np.ndarray] = {}
-    lof = LocalOutlierFactor(n_neighbors=k, metric="precomputed", novelty=ref is not None)
-    graph_b = _graph(dist_b, ids, len(base), with_self=True)
-    if ref is None:
-        lof.fit(graph_b)
-        out["knn"] = dist_b.mean(axis=1)
-        out["lof"] = -lof.negative_outlier_factor_
+    if ref is None and sample is None:
+        return {"knn": base_knn, "lof": base_lof}
+    if ref is not None:
+        out["ref_knn"], out["ref_lof"] = base_knn, base_lof
+        if sample is not None:  # calibrate on the full reference: its items scored against the sample
+            out["ref_knn"], out["ref_lof"] = _against(full, base, k, lof, knn, sample)
+        qs, qi = knn(base, k, queries=vec)
+        dist_q = np.clip(1.0 - qs, 0.0, 2.0)
+        out["knn"] = dist_q.mean(axis=1)
+        out["lof"] = -lof.score_samples(_graph(dist_q, qi, len(base)))
         return out
-    lof.fit(graph_b)
-    out["ref_knn"] = dist_b.mean(axis=1)
-    out["ref_lof"] = -lof.negative_outlier_factor_
-    qs, qi = knn(base, k, queries=vec)
-    dist_q = np.clip(1.0 - qs, 0.0, 2.0)
-    out["knn"] = dist_q.mean(axis=1)
-    out["lof"] = -lof.score_samples(_graph(dist_q, qi, len(base)))
+    out["knn"], out["lof"] = _against(vec, base, k, lof, knn, sample)
     return out
+
+
+def _against(queries: np.ndarray, base: np.ndarray, k: int, lof, knn, sample: np.ndarray):
+    """kNN distance and LOF of ``queries`` against the sampled ``base``; rows of ``queries`` that are
+    in the sample (positions ``sample``) leave themselves out."""
+    qs, qi = knn(base, k + 1, queries=queries)
+    pos = np.full(len(queries), -1, np.int64)
+    pos[sample] = np.arange(len(sample))
+    is_self = qi == pos[:, None]
+    drop = np.where(is_self.any(axis=1), is_self.argmax(axis=1), k)  # else drop the (k+1)-th
+    keep = np.ones_like(qi, dtype=bool)
+    keep[np.arange(len(qi)), drop] = False
+    dist = np.clip(1.0 - qs[keep].reshape(len(qi), k), 0.0, 2.0)
+    ids = qi[keep].reshape(len(qi), k)
+    return dist.mean(axis=1), -lof.score_samples(_graph(dist, ids, len(base)))
 
 
 def signal_frame(items) -> "pd.DataFrame":  # noqa: F821
@@ -179,18 +217,22 @@ def _iforest(vectors: np.ndarray, sig, ref_vectors, ref_sig, seed: int) -> tuple
 def robust_distance(fit: np.ndarray, query: np.ndarray | None = None, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Robust Mahalanobis distances (MinCovDet on the densest 75% of ``fit``): of ``fit`` and of ``query``.
 
-    Falls back to a shrunk covariance (Ledoit-Wolf) when the robust fit is singular.
+    The covariance is fitted on at most ``MCD_FIT_ROWS`` seeded rows of ``fit`` (FastMCD is slow on
+    large inputs); it falls back to a shrunk covariance (Ledoit-Wolf) when the robust fit is singular.
     """
     import warnings
 
     from sklearn.covariance import LedoitWolf, MinCovDet
 
+    rows = fit
+    if len(fit) > MCD_FIT_ROWS:
+        rows = fit[np.random.default_rng(seed).choice(len(fit), MCD_FIT_ROWS, replace=False)]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            est = MinCovDet(support_fraction=0.75, random_state=seed).fit(fit)
+            est = MinCovDet(support_fraction=0.75, random_state=seed).fit(rows)
         except (ValueError, np.linalg.LinAlgError):
-            est = LedoitWolf().fit(fit)
+            est = LedoitWolf().fit(rows)
         d_fit = np.sqrt(np.maximum(est.mahalanobis(fit), 0))
         d_q = d_fit if query is None else np.sqrt(np.maximum(est.mahalanobis(query), 0))
     return d_fit, d_q
@@ -202,16 +244,12 @@ def mcd_component(vectors: np.ndarray, reference: np.ndarray | None = None, seed
     One projection per size in ``MCD_DIMS`` (capped at a tenth of the collection), each fitted on
     the reference when given; their robust z-scores are averaged. None for tiny collections.
     """
-    from sklearn.decomposition import PCA
-
     base = vectors if reference is None else reference
     cap = min(len(base) // 10, base.shape[1])
     dims_list = sorted({min(d, cap) for d in MCD_DIMS})
     if cap < 2:
         return None
-    rng = np.random.default_rng(seed)
-    fit_rows = base if len(base) <= PCA_ABOVE else base[rng.choice(len(base), PCA_ABOVE, replace=False)]
-    pca = PCA(n_components=max(dims_list), random_state=seed).fit(fit_rows)
+    pca = _pca(base, max(dims_list), seed)
     proj_base = pca.transform(base)
     proj = proj_base if reference is None else pca.transform(vectors)
     zs = []
@@ -272,6 +310,8 @@ def score_outliers(vectors: np.ndarray, items, *, method: str = "auto", k: int |
 
     comps: dict[str, np.ndarray] = {}
     raw: dict[str, np.ndarray] = {}
+    if method in ("auto", "knn", "lof", "mcd"):
+        vectors, ref_vec = reduce_vectors(vectors, ref_vec, seed)
     if method in ("auto", "knn", "lof") and n_base >= 2:
         nb = neighbour_components(vectors, k, ref_vec, seed)
         for name in ("knn", "lof"):
