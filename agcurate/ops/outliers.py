@@ -419,7 +419,8 @@ def with_nodata_tiles(scored: "pd.DataFrame", skipped) -> "pd.DataFrame":  # noq
         out.insert(5, "reason", "")
     if not rows:
         return out
-    extra = pd.DataFrame(rows).sort_values("key", kind="stable")
+    rows.sort(key=lambda r: (r["path"], [int(v) for v in r["window"].split(",")[1::-1] if v]))  # path, y, x
+    extra = pd.DataFrame(rows)
     out = pd.concat([extra, out], ignore_index=True)[out.columns]
     out["rank"] = np.arange(1, len(out) + 1)
     out["reason"] = out["reason"].fillna("")

@@ -44,6 +44,19 @@ class Decoded:
     size: tuple[int, int] | None = None  # original (width, height) when decoded at reduced scale
 
 
+def read_error(exc: Exception) -> str:
+    """The message for a decode failure: an ``OSError``'s reason, else the exception's own text."""
+    if isinstance(exc, OSError):
+        return f"cannot read file: {exc.strerror or exc}"
+    return str(exc)
+
+
+def all_failed(items: Sequence[Item], exc: Exception) -> Iterator[Decoded]:
+    """One failed ``Decoded`` per item, when a whole file (group) cannot be opened."""
+    for it in items:
+        yield Decoded(it, error=read_error(exc))
+
+
 class Source:
     """Base class of sources; subclasses are registered in ``agcurate.sources.SOURCES``."""
 

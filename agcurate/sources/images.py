@@ -12,7 +12,7 @@ import numpy as np
 
 from ..errors import SourceError
 from ..items import Item, file_fingerprint
-from .base import Decoded, Source, SourceOptions
+from .base import Decoded, Source, SourceOptions, all_failed
 from .sniff import IMAGE_FORMATS
 from .tiling import nodata_reason, tile_windows
 
@@ -172,13 +172,8 @@ class ImageSource(Source):
         """Decode the photo once at full size and cut every tile's window out of it."""
         try:
             rgb, _ = decode_image(Path(items[0].path).read_bytes(), None)
-        except SourceError as exc:
-            for it in items:
-                yield Decoded(it, error=str(exc))
-            return
-        except OSError as exc:
-            for it in items:
-                yield Decoded(it, error=f"cannot read file: {exc.strerror or exc}")
+        except (SourceError, OSError) as exc:
+            yield from all_failed(items, exc)
             return
         for it in items:
             x, y, w, h = it.window if it.window is not None else (0, 0, rgb.shape[1], rgb.shape[0])

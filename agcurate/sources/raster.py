@@ -26,7 +26,7 @@ import numpy as np
 
 from ..errors import SourceError
 from ..items import Item, file_fingerprint
-from .base import Decoded, Source, SourceOptions
+from .base import Decoded, Source, SourceOptions, all_failed
 from .tiling import nodata_reason, tile_windows
 
 S2_ORDER_13 = ["B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B10", "B11", "B12"]
@@ -418,13 +418,8 @@ class RasterSource(Source):
     def read(self, items: Sequence[Item], opts: SourceOptions) -> Iterator[Decoded]:
         try:
             st = open_stack(Path(items[0].path))
-        except SourceError as exc:
-            for it in items:
-                yield Decoded(it, error=str(exc))
-            return
-        except OSError as exc:
-            for it in items:
-                yield Decoded(it, error=f"cannot read file: {exc.strerror or exc}")
+        except (SourceError, OSError) as exc:
+            yield from all_failed(items, exc)
             return
         for it in items:
             try:
