@@ -32,6 +32,7 @@ BatchOpt = Annotated[Optional[int], typer.Option("--batch-size", min=1, help="Im
 WorkersOpt = Annotated[Optional[int], typer.Option("--workers", min=0, help="Decode worker processes (default: up to 4; 0 = decode in-process).")]
 ImageSizeOpt = Annotated[Optional[int], typer.Option("--image-size", min=16, help="Encoder input size in pixels (default: the model's).")]
 StoreOpt = Annotated[Optional[Path], typer.Option("--store", envvar="AGCURATE_STORE", help="Embedding store folder (default ~/.cache/agcurate).")]
+BackendOpt = Annotated[str, typer.Option("--backend", help="auto (ONNX Runtime on CPU, torch on CUDA), torch or onnx.")]
 OutOpt = Annotated[Path, typer.Option("--out", "-o", help="Folder for CSV and HTML outputs.")]
 TileOpt = Annotated[Optional[int], typer.Option("--tile", min=8, help="Cut images and rasters into SIZE x SIZE tiles, each its own item.")]
 StrideOpt = Annotated[Optional[int], typer.Option("--stride", min=1, help="Step between tiles in pixels (default: the tile size; smaller overlaps).")]
@@ -84,13 +85,13 @@ def command(app: typer.Typer, name: str | None = None, **kwargs):
 
 def run_embed(paths: list[Path] | None, *, model: str, weights: Path | None, device: str,
               batch_size: int | None, workers: int | None, image_size: int | None, store: Path | None,
-              source_options=None, quiet: bool = False, remember: bool = True):
+              source_options=None, quiet: bool = False, backend: str = "auto", remember: bool = True):
     """Embed (or read from the store) the command's input and report skipped files briefly."""
     from ..embedding import embed
 
     emb = embed(paths or None, model, device=device, batch_size=batch_size, workers=workers,
                 image_size=image_size, store=store, weights=str(weights) if weights else None,
-                source_options=source_options, remember=remember)
+                source_options=source_options, backend=backend, remember=remember)
     if not quiet:
         note = console(stderr=True)
         s = emb.stats

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from ..encoders import DEFAULT_MODEL
-from .common import (DEFAULT_OUT, BandsOpt, BatchOpt, DeviceOpt, ImageSizeOpt, ModelOpt, OutOpt, PathsArg,
+from .common import (DEFAULT_OUT, BackendOpt, BandsOpt, BatchOpt, DeviceOpt, ImageSizeOpt, ModelOpt, OutOpt, PathsArg,
                      StoreOpt, StretchOpt, StrideOpt, TileOpt, WeightsOpt, WorkersOpt, command, console,
                      run_embed, source_options)
 
@@ -36,6 +36,7 @@ def register(app: typer.Typer) -> None:
         workers: WorkersOpt = None,
         image_size: ImageSizeOpt = None,
         store: StoreOpt = None,
+        backend: BackendOpt = "auto",
         tile: TileOpt = None,
         stride: StrideOpt = None,
         bands: BandsOpt = None,
@@ -58,7 +59,7 @@ def register(app: typer.Typer) -> None:
             raise AgcurateError("--contamination must lie between 0 and 1 (e.g. 0.05)")
         opts = source_options(tile, stride, bands, stretch)
         common = dict(model=model, weights=weights, device=device, batch_size=batch_size, workers=workers,
-                      image_size=image_size, store=store)
+                      image_size=image_size, store=store, backend=backend)
         emb = run_embed(paths, source_options=opts, **common)
         ref = None
         if reference is not None:
