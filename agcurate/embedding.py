@@ -79,9 +79,12 @@ class Embeddings:
                             meta=json.loads(r.meta) if r.meta else {}))
         return out
 
-    def subset(self, mask) -> "Embeddings":
-        mask = np.asarray(mask)
-        return Embeddings(self.vectors[mask], self.items[mask].reset_index(drop=True), self.encoder,
+    def subset(self, rows) -> "Embeddings":
+        """The rows picked by a boolean mask or by integer positions."""
+        rows = np.asarray(rows)
+        if rows.dtype != bool:
+            rows = rows.astype(np.int64)
+        return Embeddings(self.vectors[rows], self.items.iloc[rows].reset_index(drop=True), self.encoder,
                           self.skipped, self.stats, self.store_dir, self.inputs)
 
 
