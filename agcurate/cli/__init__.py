@@ -36,9 +36,9 @@ def _root(
 
 
 def _register_all() -> None:
-    from . import embed
+    from . import embed, frames
 
-    for module in (embed,):
+    for module in (embed, frames):
         module.register(app)
 
 

@@ -10,6 +10,7 @@ from ..errors import SourceError
 from ..items import Item
 from .base import Decoded, Source, SourceOptions
 from .images import ImageSource
+from .video import VideoSource
 from .sniff import HEAD_BYTES, IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, sniff
 
 __all__ = [
@@ -38,7 +39,7 @@ class Discovery:
 
 def get_sources(min_side: int | None = None) -> list[Source]:
     """All sources, most specific first. Optional sources register only when their library imports."""
-    return [ImageSource(min_side=min_side)]
+    return [ImageSource(min_side=min_side), VideoSource()]
 
 
 def discover(paths: Iterable[str | Path], opts: SourceOptions | None = None,

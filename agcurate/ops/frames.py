@@ -1,0 +1,115 @@
+"""Keyframe selection: one sharp frame per distinct thing a video shows, nothing shown twice.
+
+A pure function of per-frame embeddings (in time order) and the frames' sharpness; it knows
+nothing about files, models or HTML.
+"""
+
+from __future__ import annotations
+
+DEFAULT_THRESHOLD = 0.75  # cosine similarity at or above which two frames show the same thing
+
+
+def select_keyframes(vectors: "np.ndarray", items: "pd.DataFrame", threshold: float = DEFAULT_THRESHOLD,  # noqa: F821
+                     sharpness_share: float = 0.5) -> "pd.DataFrame":  # noqa: F821
+    """Pick keyframes from one video's sampled frames.
+
+    ``vectors``: L2-normalised embeddings, one row per frame of ``items`` (columns ``frame``,
+    ``time_s`` and optionally ``sharpness``). Steps:
+
+    1. Runs: consecutive frames stay in one run while each is at least ``threshold`` similar to
+       the run's mean (a cut or a slow drift away from what the run shows starts a new run).
+    2. Candidate per run: among the run's frames closest to its mean (the top ``sharpness_share``),
+       the sharpest one (variance of the Laplacian), so a blurred or transitional frame is not kept.
+    3. Repeats: a run whose candidate is at least ``threshold`` similar to any keyframe kept so far
+       (not just the previous one) shows nothing new and keeps no frame.
+
+    Returns one row per input row (same order) with ``segment`` (run id, in time order), ``shot``
+    (the segment whose keyframe stands for this one: repeats point to the earlier segment),
+    ``repeat`` (the segment shows something already kept), ``keep`` (this frame is a keyframe) and
+    ``score``: for a keyframe, its cosine distance to the most similar other keyframe (how much it
+    adds); for any other frame, its cosine distance to the most similar keyframe (what dropping
+    it loses).
+    """
+    import numpy as np
+    import pandas as pd
+
+    from ..neighbors import knn
+
+    n = len(items)
+    out = pd.DataFrame({"frame": items["frame"].to_numpy(), "time_s": items["time_s"].to_numpy()})
+    if n == 0:
+        for col, dtype in (("segment", int), ("shot", int), ("repeat", bool), ("keep", bool), ("score", float)):
+            out[col] = pd.Series(dtype=dtype)
+        return out
+    v = np.ascontiguousarray(vectors, dtype=np.float32)
+    order = np.argsort(items["frame"].to_numpy(), kind="stable")
+    sharp = (items["sharpness"].to_numpy(dtype=np.float64) if "sharpness" in items
+             else np.zeros(n, np.float64))
+    sharp = np.nan_to_num(sharp, nan=0.0)
+
+    # 1. runs of similar consecutive frames
+    segment = np.empty(n, np.int64)
+    runs: list[list[int]] = []
+    acc = None
+    for i in order:
+        if acc is not None:
+            mean = acc / max(np.linalg.norm(acc), 1e-12)
+            if float(v[i] @ mean) < threshold:
+                acc = None
+        if acc is None:
+            runs.append([])
+            acc = np.zeros(v.shape[1], np.float64)
+        runs[-1].append(int(i))
+        acc += v[i]
+        segment[i] = len(runs) - 1
+
+    # 2. the sharpest of the most representative frames of each run
+    candidates = []
+    for members in runs:
+        m = np.array(members)
+        mean = v[m].sum(0)
+        mean /= max(np.linalg.norm(mean), 1e-12)
+        closeness = v[m] @ mean
+        n_top = max(1, int(np.ceil(len(m) * sharpness_share)))
+        top = m[np.argsort(-closeness, kind="stable")[:n_top]]
+        candidates.append(int(top[np.argmax(sharp[top])]))  # first (most central) on ties
+
+    # 3. drop runs that repeat a kept keyframe (compared with every keyframe kept before)
+    cand = np.array(candidates)
+    sims, ids = knn(v[cand], k=len(cand) - 1 if len(cand) > 1 else 1)
+    shot = np.arange(len(runs))
+    kept_runs: list[int] = []
+    for r in range(len(runs)):
+        earlier = [(float(s), int(j)) for s, j in zip(sims[r], ids[r])
+                   if 0 <= j < r and s >= threshold and shot[j] == j]
+        if earlier:
+            shot[r] = max(earlier)[1]
+        else:
+            kept_runs.append(r)
+    keep = np.zeros(n, bool)
+    keep[cand[kept_runs]] = True
+    out["segment"] = segment
+    out["shot"] = shot[segment]
+    out["repeat"] = shot[segment] != segment
+    out["keep"] = keep
+    out["score"] = _distance_scores(v, keep)
+    return out
+
+
+def _distance_scores(v: "np.ndarray", keep: "np.ndarray") -> "np.ndarray":  # noqa: F821
+    """Cosine distance of each frame to the nearest keyframe other than itself (1.0 when none)."""
+    import numpy as np
+
+    from ..neighbors import knn
+
+    kept = np.flatnonzero(keep)
+    score = np.ones(len(v), np.float64)
+    if len(kept) == 0:
+        return score
+    sims, ids = knn(v[kept], k=min(2, len(kept)), queries=v)
+    for i in range(len(v)):
+        for s, j in zip(sims[i], ids[i]):
+            if j >= 0 and kept[j] != i:
+                score[i] = 1.0 - float(s)
+                break
+    return np.clip(score, 0.0, 2.0)
