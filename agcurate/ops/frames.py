@@ -9,8 +9,8 @@ from __future__ import annotations
 DEFAULT_THRESHOLD = 0.75  # cosine similarity at or above which two frames show the same thing
 
 
-def select_keyframes(vectors: "np.ndarray", items: "pd.DataFrame", threshold: float = DEFAULT_THRESHOLD,  # noqa: F821
-                     sharpness_share: float = 0.5) -> "pd.DataFrame":  # noqa: F821
+def select_keyframes(vectors: "np.ndarray", items: "pd.DataFrame",  # noqa: F821
+                     threshold: float = DEFAULT_THRESHOLD) -> "pd.DataFrame":  # noqa: F821
     """Pick keyframes from one video's sampled frames.
 
     ``vectors``: L2-normalised embeddings, one row per frame of ``items`` (columns ``frame``,
@@ -18,10 +18,10 @@ def select_keyframes(vectors: "np.ndarray", items: "pd.DataFrame", threshold: fl
 
     1. Runs: consecutive frames stay in one run while each is at least ``threshold`` similar to
        the run's mean (a cut or a slow drift away from what the run shows starts a new run).
-    2. Candidate per run: among the run's frames closest to its mean (the top ``sharpness_share``),
-       the sharpest one (variance of the Laplacian), so a blurred or transitional frame is not kept.
-    3. Repeats: a run whose candidate is at least ``threshold`` similar to any keyframe kept so far
-       (not just the previous one) shows nothing new and keeps no frame.
+    2. Candidate per run: among the run's frames at least ``threshold`` similar to its mean, the
+       sharpest one (variance of the Laplacian), so a blurred frame is not kept when a sharp one exists.
+    3. Repeats: a run whose frames are (by their median) at least ``threshold`` similar to any
+       keyframe kept so far (not just the previous one) shows nothing new and keeps no frame.
 
     Returns one row per input row (same order) with ``segment`` (run id, in time order), ``shot``
     (the segment whose keyframe stands for this one: repeats point to the earlier segment),
@@ -32,8 +32,6 @@ def select_keyframes(vectors: "np.ndarray", items: "pd.DataFrame", threshold: fl
     """
     import numpy as np
     import pandas as pd
-
-    from ..neighbors import knn
 
     n = len(items)
     out = pd.DataFrame({"frame": items["frame"].to_numpy(), "time_s": items["time_s"].to_numpy()})
@@ -63,29 +61,31 @@ def select_keyframes(vectors: "np.ndarray", items: "pd.DataFrame", threshold: fl
         acc += v[i]
         segment[i] = len(runs) - 1
 
-    # 2. the sharpest of the most representative frames of each run
+    # 2. the sharpest frame among those that represent the run (similar to its mean)
     candidates = []
     for members in runs:
         m = np.array(members)
         mean = v[m].sum(0)
         mean /= max(np.linalg.norm(mean), 1e-12)
         closeness = v[m] @ mean
-        n_top = max(1, int(np.ceil(len(m) * sharpness_share)))
-        top = m[np.argsort(-closeness, kind="stable")[:n_top]]
-        candidates.append(int(top[np.argmax(sharp[top])]))  # first (most central) on ties
+        pool = m[closeness >= threshold]
+        if len(pool) == 0:
+            pool = m[[int(np.argmax(closeness))]]
+        candidates.append(int(pool[np.argmax(sharp[pool])]))  # earliest on ties
 
-    # 3. drop runs that repeat a kept keyframe (compared with every keyframe kept before)
+    # 3. drop runs that repeat a kept keyframe: most of the run's frames (median) are at least
+    #    ``threshold`` similar to one keyframe kept before (any of them, not just the previous one)
     cand = np.array(candidates)
-    sims, ids = knn(v[cand], k=len(cand) - 1 if len(cand) > 1 else 1)
     shot = np.arange(len(runs))
     kept_runs: list[int] = []
-    for r in range(len(runs)):
-        earlier = [(float(s), int(j)) for s, j in zip(sims[r], ids[r])
-                   if 0 <= j < r and s >= threshold and shot[j] == j]
-        if earlier:
-            shot[r] = max(earlier)[1]
-        else:
-            kept_runs.append(r)
+    for r, members in enumerate(runs):
+        if kept_runs:
+            sims = np.median(v[members] @ v[cand[kept_runs]].T, axis=0)
+            best = int(np.argmax(sims))
+            if sims[best] >= threshold:
+                shot[r] = kept_runs[best]
+                continue
+        kept_runs.append(r)
     keep = np.zeros(n, bool)
     keep[cand[kept_runs]] = True
     out["segment"] = segment

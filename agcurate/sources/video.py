@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import struct
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from ..errors import SourceError
@@ -34,7 +35,7 @@ def sample_indices(n_frames: int, video_fps: float, fps: float | None) -> list[i
     out: list[int] = []
     k = 0
     while True:
-        i = int(round(k * step))
+        i = int(k * step + 0.5)
         if i >= n_frames:
             return out
         if not out or i != out[-1]:
@@ -49,26 +50,50 @@ def fourcc_name(value: float) -> str:
     return chars.strip() if chars.strip() and chars.isprintable() else "?"
 
 
+MP4_TOP_BOXES = {b"ftyp", b"moov", b"mdat", b"free", b"skip", b"wide", b"uuid", b"pdin", b"moof", b"mfra",
+                 b"meta", b"styp", b"sidx", b"ssix", b"prft", b"emsg", b"mvex", b"junk", b"pnot"}
+
+
 def mp4_truncated(path: str | os.PathLike) -> bool:
-    """True when an ISO-BMFF (mp4/mov) file's top-level boxes run past its end (a cut-off download)."""
+    """True when an ISO-BMFF (mp4/mov) file's top-level boxes are intact but the last one runs past
+    the file's end (a cut-off download or copy); False for intact or unrecognisable files."""
     size = os.path.getsize(path)
     pos = 0
     with open(path, "rb") as fh:
         while pos + 8 <= size:
             fh.seek(pos)
             head = fh.read(16)
-            box = struct.unpack(">I", head[:4])[0]
+            box, kind = struct.unpack(">I", head[:4])[0], head[4:8]
+            if kind not in MP4_TOP_BOXES:
+                return False
             if box == 1 and len(head) >= 16:
                 box = struct.unpack(">Q", head[8:16])[0]
-            elif box == 0:  # box extends to the end of the file
+            elif box == 0:  # the box extends to the end of the file
                 return False
             if box < 8:
-                return False  # not a box structure we understand; let the decoder judge
+                return False
             pos += box
         return pos > size
 
 
+@contextmanager
+def quiet_opencv():
+    """Silence OpenCV's own log lines while probing broken files: the reason goes into SourceError."""
+    import cv2
+
+    try:
+        old = cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+    except AttributeError:  # very old builds
+        yield
+        return
+    try:
+        yield
+    finally:
+        cv2.utils.logging.setLogLevel(old)
+
+
 def _open(path: str, raw: bool = False):
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # FFmpeg quiet: problems come back as SourceError
     import cv2
 
     if raw:  # demux only: grab() reads packets without decoding them
@@ -86,6 +111,10 @@ class VideoSource(Source):
 
     def probe(self, path: str) -> tuple[int, float, str]:
         """Frames actually present, frame rate and codec of a video; ``SourceError`` when unusable."""
+        with quiet_opencv():
+            return self._probe(path)
+
+    def _probe(self, path: str) -> tuple[int, float, str]:
         import cv2
 
         cap = _open(path, raw=True)
@@ -129,8 +158,8 @@ class VideoSource(Source):
         import cv2
 
         wanted = sorted(items, key=lambda it: it.frame)
-        path = wanted[0].path
-        cap = _open(path)
+        with quiet_opencv():
+            cap = _open(wanted[0].path)
         if not cap.isOpened():
             for it in wanted:
                 yield Decoded(it, error="cannot open video (file changed, corrupt or unsupported)")
@@ -145,7 +174,8 @@ class VideoSource(Source):
                         break
                     pos += 1
                 if ended:
-                    msg = f"video ends at frame {pos} before frame {it.frame} (truncated or changed file)"
+                    msg = (f"no frame {it.frame}: the video breaks off after {pos} frame(s) "
+                           f"(truncated, corrupt or changed file)")
                     for rest in wanted[k:]:
                         yield Decoded(rest, error=msg)
                     return
