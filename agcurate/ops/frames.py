@@ -18,8 +18,9 @@ def select_keyframes(vectors: "np.ndarray", items: "pd.DataFrame",  # noqa: F821
 
     1. Runs: consecutive frames stay in one run while each is at least ``threshold`` similar to
        the run's mean (a cut or a slow drift away from what the run shows starts a new run).
-    2. Candidate per run: among the run's frames at least ``threshold`` similar to its mean, the
-       sharpest one (variance of the Laplacian), so a blurred frame is not kept when a sharp one exists.
+    2. Candidate per run: among the run's frames that stand for it (at least ``threshold`` similar
+       to its mean and within ``(1 - threshold) / 2`` of the most central frame), the sharpest one
+       (variance of the Laplacian), so a blurred frame is not kept when a sharp one exists.
     3. Repeats: a run whose frames are (by their median) at least ``threshold`` similar to any
        keyframe kept so far (not just the previous one) shows nothing new and keeps no frame.
 
@@ -68,10 +69,12 @@ def select_keyframes(vectors: "np.ndarray", items: "pd.DataFrame",  # noqa: F821
         mean = v[m].sum(0)
         mean /= max(np.linalg.norm(mean), 1e-12)
         closeness = v[m] @ mean
-        pool = m[closeness >= threshold]
-        if len(pool) == 0:
-            pool = m[[int(np.argmax(closeness))]]
-        candidates.append(int(pool[np.argmax(sharp[pool])]))  # earliest on ties
+        # frames that stand for the run: similar to its mean and not much less central than the
+        # most central one (so a long pan is represented from its middle, not its edge)
+        floor = max(threshold, float(closeness.max()) - (1.0 - threshold) / 2)
+        pool = np.flatnonzero(closeness >= floor)
+        best = pool[np.lexsort((-closeness[pool], -sharp[m[pool]]))[0]]  # sharpest, then most central
+        candidates.append(int(m[best]))
 
     # 3. drop runs that repeat a kept keyframe: most of the run's frames (median) are at least
     #    ``threshold`` similar to one keyframe kept before (any of them, not just the previous one)
