@@ -115,3 +115,26 @@ def test_cli_embed_a_video_and_bad_video_exit_code(tmp_path, store):
     r = CliRunner().invoke(app, ["embed", str(bad), "--store", str(store)])
     assert r.exit_code == 2
     assert "broken.mp4" in r.output and "truncated" in r.output
+
+
+@pytest.mark.slow
+def test_decode_workers_do_not_hang_after_opencv_ran_in_this_process(tmp_path):
+    # OpenCV's thread pool does not survive fork(); embed must not deadlock its decode workers
+    import subprocess
+    import sys
+    import textwrap
+
+    video = write_video(tmp_path / "clip.avi", pan(photo("rocket"), 40), fourcc="MJPG")
+    script = textwrap.dedent(f"""
+        import cv2, numpy as np, agcurate
+        from agcurate.sources import SourceOptions
+        cv2.resize(np.zeros((2000, 2000, 3), np.uint8), (500, 500))   # starts OpenCV's thread pool
+        emb = agcurate.embed([{str(video)!r}], store={str(tmp_path / 'st')!r}, workers=2, progress=False,
+                             source_options=SourceOptions(fps=0))
+        print("frames", len(emb))
+    """)
+    root = Path(__file__).resolve().parents[1]
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+                       cwd=root, env={**__import__("os").environ, "PYTHONPATH": str(root)})
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "frames 40" in r.stdout
