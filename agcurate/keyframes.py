@@ -63,13 +63,15 @@ class FramesResult:
 
 def keyframes(paths: Iterable[str | os.PathLike] | None = None, *, out: str | os.PathLike = "agcurate-out",
               fps: float | None = None, threshold: float = DEFAULT_THRESHOLD, write: bool = True,
-              **embed_kwargs) -> FramesResult:
+              verify_layout: bool = True, **embed_kwargs) -> FramesResult:
     """Embed the sampled frames of every video under ``paths`` and keep their keyframes.
 
     ``fps`` samples per second (None: the video source's default, 0: every frame); ``threshold`` is
     the cosine similarity at which two frames count as showing the same thing. With ``write`` the
     keyframes go to ``out/frames/`` (a sub-folder per video when there are several), the table to
-    ``out/frames.csv`` and a contact sheet to ``out/frames.html``. ``embed_kwargs`` go to ``embed``.
+    ``out/frames.csv`` and a contact sheet to ``out/frames.html``. ``verify_layout`` decodes the
+    samples once more for tiny grey thumbnails that confirm a repeated shot. ``embed_kwargs`` go
+    to ``embed``.
     """
     from .embedding import embed
     from .ops.frames import select_keyframes
@@ -85,11 +87,14 @@ def keyframes(paths: Iterable[str | os.PathLike] | None = None, *, out: str | os
         raise NoUsableInputError(f"no video found in {where} ({len(emb)} still image(s) ignored)")
     videos: list[VideoKeyframes] = []
     items = emb.items
+    by_key = {it.key: it for it in emb.to_items()}
     for path in dict.fromkeys(items.loc[frames, "path"]):
         rows = np.flatnonzero(frames & (items["path"].to_numpy() == path))
         rows = rows[np.argsort(items["frame"].to_numpy()[rows], kind="stable")]
         sub = items.iloc[rows].reset_index(drop=True)
-        table = select_keyframes(emb.vectors[rows], sub, threshold=threshold)
+        sub_items = [by_key[k] for k in sub["key"]]
+        table = select_keyframes(emb.vectors[rows], sub, threshold=threshold,
+                                 layout=layout_vectors(sub_items) if verify_layout else None)
         table["sharpness"] = sub["sharpness"].to_numpy() if "sharpness" in sub else np.nan
         table["key"] = sub["key"].to_numpy()
         meta = _meta(sub)
@@ -101,6 +106,35 @@ def keyframes(paths: Iterable[str | os.PathLike] | None = None, *, out: str | os
     if write:
         write_outputs(result, Path(out), emb)
     return result
+
+
+LAYOUT_SIZE = (16, 9)
+
+
+def layout_vector(rgb: np.ndarray, size: tuple[int, int] = LAYOUT_SIZE) -> np.ndarray:
+    """A tiny grey thumbnail, mean removed and L2-normalised: the framing of a picture, not its meaning."""
+    import cv2
+
+    gray = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2GRAY)
+    t = cv2.resize(gray, size, interpolation=cv2.INTER_AREA).astype(np.float32).ravel()
+    t -= t.mean()
+    n = float(np.linalg.norm(t))
+    # the last entry marks a flat picture (a black or grey screen), so two of them still match
+    return np.append(t / n, 0.0).astype(np.float32) if n > 1e-3 else np.append(np.zeros_like(t), 1.0)
+
+
+def layout_vectors(items) -> np.ndarray:
+    """``layout_vector`` of each item (frames of one video, decoded in one pass); zeros where unreadable."""
+    from .sources import read_group
+
+    out = np.zeros((len(items), LAYOUT_SIZE[0] * LAYOUT_SIZE[1] + 1), np.float32)
+    if not items:
+        return out
+    pos = {it.key: i for i, it in enumerate(items)}
+    for dec in read_group(items):
+        if dec.rgb is not None:
+            out[pos[dec.item.key]] = layout_vector(dec.rgb)
+    return out
 
 
 def _meta(sub) -> dict:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import glob
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -83,15 +82,23 @@ def splice(shots: list[Shot], out: str | Path, fps: float = FPS, size=SIZE, four
     return shots
 
 
-def default_shots(data: str | Path, seconds: float = 3.0) -> list[Shot]:
-    """A, B, a static hold, C, A again, D from intel-sample-videos and maize-croprow-video."""
+HOLD_STILL = "maize-croprow-video/mydata/images/test/1637.jpg"       # a field unlike the maize clip
+LOOKALIKE_STILL = "maize-croprow-video/mydata/images/test/1139.jpg"  # the same kind of rows as the clip
+
+
+def default_shots(data: str | Path, seconds: float = 3.0, hold: str = HOLD_STILL) -> list[Shot]:
+    """A, B, a static hold, C, A again, D from intel-sample-videos and maize-croprow-video.
+
+    A = a parking-lot camera (car-detection, 0-3 s), B = a signer (asl_gestures/book), hold = a
+    maize field photo, C = bottles on a table, A again = the parking lot 21 s later, D = a
+    handheld walk along maize rows (maize-croprow-video/test_video/1.mp4).
+    """
     data = Path(data)
     iv = data / "intel-sample-videos"
-    stills = sorted(glob.glob(str(data / "maize-croprow-video/mydata/images/*/*.jpg")))
     return [
         Shot("A", str(iv / "car-detection.mp4"), 0.0, seconds),
         Shot("B", str(iv / "asl_gestures/book.mkv"), 0.0, seconds),
-        Shot("hold", stills[0], 0.0, seconds),
+        Shot("hold", str(data / hold), 0.0, seconds),
         Shot("C", str(iv / "bottle-detection.mp4"), 5.0, seconds),
         Shot("A", str(iv / "car-detection.mp4"), 21.0, seconds),
         Shot("D", str(data / "maize-croprow-video/test_video/1.mp4"), 0.5, seconds),

@@ -7,10 +7,12 @@ nothing about files, models or HTML.
 from __future__ import annotations
 
 DEFAULT_THRESHOLD = 0.75  # cosine similarity at or above which two frames show the same thing
+LAYOUT_THRESHOLD = 0.5    # a repeat must also look alike in a tiny grey thumbnail (same framing)
 
 
 def select_keyframes(vectors: "np.ndarray", items: "pd.DataFrame",  # noqa: F821
-                     threshold: float = DEFAULT_THRESHOLD) -> "pd.DataFrame":  # noqa: F821
+                     threshold: float = DEFAULT_THRESHOLD, layout: "np.ndarray | None" = None,  # noqa: F821
+                     layout_threshold: float = LAYOUT_THRESHOLD) -> "pd.DataFrame":  # noqa: F821
     """Pick keyframes from one video's sampled frames.
 
     ``vectors``: L2-normalised embeddings, one row per frame of ``items`` (columns ``frame``,
@@ -23,6 +25,10 @@ def select_keyframes(vectors: "np.ndarray", items: "pd.DataFrame",  # noqa: F821
        (variance of the Laplacian), so a blurred frame is not kept when a sharp one exists.
     3. Repeats: a run whose frames are (by their median) at least ``threshold`` similar to any
        keyframe kept so far (not just the previous one) shows nothing new and keeps no frame.
+       With ``layout`` (one L2-normalised, mean-removed tiny thumbnail per frame) the repeat must
+       also be seen in the pixels: some frame of the run at least ``layout_threshold`` correlated
+       with that keyframe. Global embeddings call two different fields of the same crop "the
+       same"; a shot that really returns shows the same framing.
 
     Returns one row per input row (same order) with ``segment`` (run id, in time order), ``shot``
     (the segment whose keyframe stands for this one: repeats point to the earlier segment),
@@ -81,12 +87,15 @@ def select_keyframes(vectors: "np.ndarray", items: "pd.DataFrame",  # noqa: F821
     cand = np.array(candidates)
     shot = np.arange(len(runs))
     kept_runs: list[int] = []
+    lay = None if layout is None else np.asarray(layout, dtype=np.float32)
     for r, members in enumerate(runs):
         if kept_runs:
             sims = np.median(v[members] @ v[cand[kept_runs]].T, axis=0)
-            best = int(np.argmax(sims))
-            if sims[best] >= threshold:
-                shot[r] = kept_runs[best]
+            ok = sims >= threshold
+            if lay is not None and ok.any():
+                ok &= (lay[members] @ lay[cand[kept_runs]].T).max(axis=0) >= layout_threshold
+            if ok.any():
+                shot[r] = kept_runs[int(np.argmax(np.where(ok, sims, -np.inf)))]
                 continue
         kept_runs.append(r)
     keep = np.zeros(n, bool)
