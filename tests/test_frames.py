@@ -182,3 +182,15 @@ def test_frames_without_any_video_says_so(tmp_path, store, examples_dir):
     shutil.copy(examples_dir / "Forest_1.jpg", img)
     with pytest.raises(NoUsableInputError, match="no video found"):
         keyframes([img], out=tmp_path / "o", store=store, workers=0)
+
+
+@pytest.mark.slow
+def test_example_video_of_the_readme(tmp_path, store):
+    # examples/videos/intel-shots.mp4: parking 0-74, bottles 75-149, hall 150-224, parking again 225-299, signer 300-349
+    from agcurate.keyframes import keyframes
+
+    video = Path(__file__).resolve().parents[1] / "examples" / "videos" / "intel-shots.mp4"
+    res = keyframes([video], out=tmp_path / "out", store=store, workers=0)
+    kept = res.videos[0].kept["frame"].tolist()
+    shots = [range(0, 75), range(75, 150), range(150, 225), range(225, 300), range(300, 350)]
+    assert [sum(f in s for f in kept) for s in shots] == [1, 1, 1, 0, 1]
