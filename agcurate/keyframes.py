@@ -73,13 +73,15 @@ def keyframes(paths: Iterable[str | os.PathLike] | None = None, *, out: str | os
     samples once more for tiny grey thumbnails that confirm a repeated shot. ``embed_kwargs`` go
     to ``embed``.
     """
+    from dataclasses import replace
+
     from .embedding import embed
     from .ops.frames import select_keyframes
     from .sources import SourceOptions
 
-    opts = embed_kwargs.pop("source_options", None) or SourceOptions()
+    opts = embed_kwargs.pop("source_options", None)  # None: the last collection's, or the defaults
     if fps is not None:
-        opts = SourceOptions(tile=opts.tile, stride=opts.stride, bands=opts.bands, fps=fps)
+        opts = replace(opts or SourceOptions(), fps=fps)
     emb = embed(None if paths is None else list(paths), source_options=opts, **embed_kwargs)
     frames = emb.items["kind"].to_numpy() == "frame"
     if not frames.any():

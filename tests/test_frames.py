@@ -194,3 +194,12 @@ def test_example_video_of_the_readme(tmp_path, store):
     kept = res.videos[0].kept["frame"].tolist()
     shots = [range(0, 75), range(75, 150), range(150, 225), range(225, 300), range(300, 350)]
     assert [sum(f in s for f in kept) for s in shots] == [1, 1, 1, 0, 1]
+
+
+def test_cli_frames_without_paths_uses_the_last_embedded_collection(story_video, warm_store, tmp_path):
+    video, _ = story_video
+    r = CliRunner().invoke(app, ["embed", str(video), "--fps", "5", "--store", str(warm_store)])
+    assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(app, ["frames", "--store", str(warm_store), "--out", str(tmp_path / "o")])
+    assert r.exit_code == 0, r.output
+    assert "5 keyframes from 30 sampled frames (0 newly encoded" in r.output

@@ -32,6 +32,8 @@ BatchOpt = Annotated[Optional[int], typer.Option("--batch-size", min=1, help="Im
 WorkersOpt = Annotated[Optional[int], typer.Option("--workers", min=0, help="Decode worker processes (default: up to 4; 0 = decode in-process).")]
 ImageSizeOpt = Annotated[Optional[int], typer.Option("--image-size", min=16, help="Encoder input size in pixels (default: the model's).")]
 StoreOpt = Annotated[Optional[Path], typer.Option("--store", envvar="AGCURATE_STORE", help="Embedding store folder (default ~/.cache/agcurate).")]
+FpsOpt = Annotated[Optional[float], typer.Option(
+    "--fps", min=0.0, help="Video frames sampled per second of video (default 2; 0 = every frame).")]
 OutOpt = Annotated[Path, typer.Option("--out", "-o", help="Folder for CSV and HTML outputs.")]
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from ..encoders import DEFAULT_MODEL
-from .common import (BatchOpt, DeviceOpt, ImageSizeOpt, ModelOpt, PathsArg, StoreOpt, WeightsOpt,
+from .common import (BatchOpt, DeviceOpt, FpsOpt, ImageSizeOpt, ModelOpt, PathsArg, StoreOpt, WeightsOpt,
                      WorkersOpt, command, console, print_skipped)
 
 
@@ -20,15 +20,18 @@ def register(app: typer.Typer) -> None:
         workers: WorkersOpt = None,
         image_size: ImageSizeOpt = None,
         store: StoreOpt = None,
+        fps: FpsOpt = None,
     ) -> None:
-        """Embed images into the cached store (only new or changed files are encoded)."""
+        """Embed images and video frames into the cached store (only new or changed files are encoded)."""
         from rich.markup import escape
         from rich.table import Table
 
         from ..embedding import embed
+        from ..sources import SourceOptions
 
         emb = embed(paths or None, model, device=device, batch_size=batch_size, workers=workers,
-                    image_size=image_size, store=store, weights=str(weights) if weights else None)
+                    image_size=image_size, store=store, weights=str(weights) if weights else None,
+                    source_options=SourceOptions(fps=fps) if fps is not None else None)
         s = emb.stats
         table = Table(title=f"agcurate embed · {escape(emb.encoder.name)}", show_header=False)
         table.add_column(style="bold")

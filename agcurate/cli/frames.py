@@ -9,7 +9,7 @@ import typer
 
 from ..encoders import DEFAULT_MODEL
 from ..ops.frames import DEFAULT_THRESHOLD
-from .common import (DEFAULT_OUT, BatchOpt, DeviceOpt, ImageSizeOpt, ModelOpt, OutOpt, StoreOpt, WeightsOpt,
+from .common import (DEFAULT_OUT, BatchOpt, DeviceOpt, FpsOpt, ImageSizeOpt, ModelOpt, OutOpt, StoreOpt, WeightsOpt,
                      WorkersOpt, command, console, print_skipped)
 
 VideosArg = Annotated[
@@ -23,11 +23,11 @@ def register(app: typer.Typer) -> None:
     @command(app, "frames")
     def frames_cmd(
         videos: VideosArg = None,
-        fps: Annotated[Optional[float], typer.Option(
-            "--fps", min=0.0, help="Frames sampled per second of video (default 2; 0 = every frame).")] = None,
+        fps: FpsOpt = None,
         threshold: Annotated[float, typer.Option(
             "--threshold", "-t", min=-1.0, max=1.0,
-            help="Cosine similarity at which two frames show the same thing: higher keeps more frames.")] = DEFAULT_THRESHOLD,
+            help="Cosine similarity at which two frames show the same thing: higher keeps more frames.",
+        )] = DEFAULT_THRESHOLD,
         out: OutOpt = DEFAULT_OUT,
         model: ModelOpt = DEFAULT_MODEL,
         weights: WeightsOpt = None,
