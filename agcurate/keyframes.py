@@ -63,15 +63,16 @@ class FramesResult:
 
 def keyframes(paths: Iterable[str | os.PathLike] | None = None, *, out: str | os.PathLike = "agcurate-out",
               fps: float | None = None, threshold: float = DEFAULT_THRESHOLD, write: bool = True,
-              verify_layout: bool = True, **embed_kwargs) -> FramesResult:
+              verify_layout: bool = True, skip_static: bool = True, **embed_kwargs) -> FramesResult:
     """Embed the sampled frames of every video under ``paths`` and keep their keyframes.
 
     ``fps`` samples per second (None: the video source's default, 0: every frame); ``threshold`` is
     the cosine similarity at which two frames count as showing the same thing. With ``write`` the
     keyframes go to ``out/frames/`` (a sub-folder per video when there are several), the table to
     ``out/frames.csv`` and a contact sheet to ``out/frames.html``. ``verify_layout`` decodes the
-    samples once more for tiny grey thumbnails that confirm a repeated shot. ``embed_kwargs`` go
-    to ``embed``.
+    samples once more for tiny grey thumbnails that confirm a repeated shot. ``skip_static`` does
+    not embed a sample that looks the same as the previous one and is not sharper (a static hold
+    costs one embedding). ``embed_kwargs`` go to ``embed``.
     """
     from dataclasses import replace
 
@@ -79,9 +80,15 @@ def keyframes(paths: Iterable[str | os.PathLike] | None = None, *, out: str | os
     from .ops.frames import select_keyframes
     from .sources import SourceOptions
 
-    opts = embed_kwargs.pop("source_options", None)  # None: the last collection's, or the defaults
+    opts = embed_kwargs.pop("source_options", None)
+    if opts is None and paths is None:  # the last collection's sampling, as embed() would use it
+        from .store import last_collection, resolve_store_root
+
+        opts = SourceOptions(**last_collection(resolve_store_root(embed_kwargs.get("store"))).get(
+            "source_options", {}))
+    opts = replace(opts or SourceOptions(), skip_static=skip_static)
     if fps is not None:
-        opts = replace(opts or SourceOptions(), fps=fps)
+        opts = replace(opts, fps=fps)
     emb = embed(None if paths is None else list(paths), source_options=opts, **embed_kwargs)
     frames = emb.items["kind"].to_numpy() == "frame"
     if not frames.any():
@@ -199,14 +206,15 @@ def write_outputs(result: FramesResult, out: Path, emb) -> None:
         kept = video.kept
         written = _write_jpegs([by_key[k] for k in kept["key"]], target)
         result.written.extend(p for p in written.values() if p is not None)
-        seg = video.table.groupby("segment")["time_s"].agg(["min", "max"])
+        seg = video.table.groupby("segment")["time_s"].min().sort_index()
+        seg_end = dict(zip(seg.index, list(seg.to_numpy()[1:]) + [video.duration_s]))
         for r in kept.itertuples(index=False):
             jpeg = written.get(r.key)
             rows.append({"frame": int(r.frame), "time_s": round(float(r.time_s), 3),
                          "path": str(jpeg.resolve()) if jpeg else "", "score": round(float(r.score), 4),
                          "video": video.path, "segment": int(r.segment),
-                         "segment_start_s": round(float(seg.loc[r.segment, "min"]), 3),
-                         "segment_end_s": round(float(seg.loc[r.segment, "max"]), 3),
+                         "segment_start_s": round(float(seg.loc[r.segment]), 3),
+                         "segment_end_s": round(float(seg_end[r.segment]), 3),
                          "sharpness": round(float(r.sharpness), 2)})
     cols = ["frame", "time_s", "path", "score", "video", "segment", "segment_start_s", "segment_end_s", "sharpness"]
     result.csv = write_csv(pd.DataFrame(rows, columns=cols), out / CSV_NAME)

@@ -69,6 +69,19 @@ def test_frame_count_comes_from_the_file_not_the_metadata(tmp_path):
     assert all("breaks off after" in e and "truncated" in e for e in errors.values())
 
 
+def test_skip_static_drops_repeats_but_not_a_sharper_copy(tmp_path):
+    from videokit import SHARP_AT, story
+
+    video, shots = story(tmp_path / "story.mp4")
+    every = [it.frame for it in VideoSource().items(video, SourceOptions(fps=5))]
+    moving = [it.frame for it in VideoSource().items(video, SourceOptions(fps=5, skip_static=True))]
+    hold = shots["hold"]
+    assert [f for f in every if f not in hold] == [f for f in moving if f not in hold]  # pans: all kept
+    kept_hold = [f for f in moving if f in hold]
+    assert kept_hold[0] == hold[0] and hold[SHARP_AT] in kept_hold   # the first, and the sharp one
+    assert len(kept_hold) < len([f for f in every if f in hold])
+
+
 def test_frames_past_the_end_are_reported(tmp_path):
     video = level_video(tmp_path / "levels.avi", n=10)
     src = VideoSource()

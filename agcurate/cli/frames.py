@@ -28,6 +28,8 @@ def register(app: typer.Typer) -> None:
             "--threshold", "-t", min=-1.0, max=1.0,
             help="Cosine similarity at which two frames show the same thing: higher keeps more frames.",
         )] = DEFAULT_THRESHOLD,
+        all_samples: Annotated[bool, typer.Option(
+            "--all-samples", help="Embed every sample, also those that look the same as the one before.")] = False,
         out: OutOpt = DEFAULT_OUT,
         model: ModelOpt = DEFAULT_MODEL,
         weights: WeightsOpt = None,
@@ -43,7 +45,7 @@ def register(app: typer.Typer) -> None:
 
         from ..keyframes import format_time, keyframes
 
-        res = keyframes(videos or None, out=out, fps=fps, threshold=threshold, model=model,
+        res = keyframes(videos or None, out=out, fps=fps, threshold=threshold, skip_static=not all_samples, model=model,
                         weights=str(weights) if weights else None, device=device, batch_size=batch_size,
                         workers=workers, image_size=image_size, store=store)
         emb = res.embeddings

@@ -16,13 +16,15 @@ class SourceOptions:
     """Options that change which items a path yields or what their pixels look like.
 
     ``tile``/``stride`` cut large images into a grid of windows, ``bands`` picks raster bands and
-    ``fps`` sets how densely videos are sampled. Every source reads the fields it understands.
+    ``fps`` sets how densely videos are sampled; ``skip_static`` drops a video sample that looks
+    the same as the previous one and is not sharper. Every source reads the fields it understands.
     """
 
     tile: int | None = None
     stride: int | None = None
     bands: str | None = None
     fps: float | None = None
+    skip_static: bool = False
 
 
 @dataclass

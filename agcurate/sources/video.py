@@ -19,6 +19,8 @@ from .sniff import VIDEO_FORMATS
 
 DEFAULT_FPS = 2.0  # samples per second of video when SourceOptions.fps is None
 FALLBACK_FPS = 25.0  # assumed frame rate when the container states none
+STATIC_DIFF = 1.0  # mean absolute grey difference (0-255) on a 32x18 thumbnail: below it, "the same picture"
+STATIC_SHARPER = 1.05  # ... unless the new sample is this much sharper (then it may be the better keyframe)
 
 
 def sample_indices(n_frames: int, video_fps: float, fps: float | None) -> list[int]:
@@ -149,9 +151,42 @@ class VideoSource(Source):
         n, video_fps, codec = self.probe(str(path))
         fp = file_fingerprint(path)
         meta = {"video_fps": round(video_fps, 6), "n_frames": n, "codec": codec}
+        frames = sample_indices(n, video_fps, opts.fps)
+        if getattr(opts, "skip_static", False):
+            frames = self.moving_samples(str(path), frames)
         return [Item(path=str(path), kind="frame", frame=i, time_s=round(i / video_fps, 6), fingerprint=fp,
                      meta=meta)
-                for i in sample_indices(n, video_fps, opts.fps)]
+                for i in frames]
+
+    def moving_samples(self, path: str, frames: list[int]) -> list[int]:
+        """Drop samples that repeat the last kept one: same 32x18 grey thumbnail, not sharper.
+
+        A static hold or a fixed camera watching nothing move costs one embedding, not one per
+        sample; a sharper copy of the same picture is still kept, so the sharpest can win.
+        """
+        import cv2
+        import numpy as np
+
+        if len(frames) < 2:
+            return frames
+        probe = [Item(path=path, kind="frame", frame=i) for i in frames]
+        keep: dict[int, bool] = {i: True for i in frames}
+        last_thumb, last_sharp = None, 0.0
+        for dec in self.read(probe, SourceOptions()):
+            if dec.rgb is None:
+                continue  # reported when the frame is read for embedding
+            gray = cv2.cvtColor(dec.rgb, cv2.COLOR_RGB2GRAY)
+            thumb = cv2.resize(gray, (32, 18), interpolation=cv2.INTER_AREA).astype(np.float32)
+            h, w = gray.shape
+            scale = min(1.0, 160.0 / max(w, 1))
+            small = cv2.resize(gray, (max(1, int(w * scale)), max(1, int(h * scale))), interpolation=cv2.INTER_AREA)
+            sharp = float(cv2.Laplacian(small, cv2.CV_32F).var())
+            if (last_thumb is not None and float(np.abs(thumb - last_thumb).mean()) < STATIC_DIFF
+                    and sharp <= last_sharp * STATIC_SHARPER):
+                keep[dec.item.frame] = False
+                continue
+            last_thumb, last_sharp = thumb, sharp
+        return [i for i in frames if keep[i]]
 
     def read(self, items: Sequence[Item], opts: SourceOptions) -> Iterator[Decoded]:
         """Decode the wanted frames in one pass: ``grab()`` skips, ``retrieve()`` decodes kept ones."""
