@@ -76,7 +76,7 @@ def main() -> None:
         n = shots[-1].last + 1
         print(f"\n== {title}: {video} ({n} frames, {n / 25:.0f} s; shots "
               + ", ".join(f"{s.name} {s.first}-{s.last}" for s in shots) + ")")
-        print(f"{'method':34s} {'covered':>8s} {'kept':>5s} {'per shot':>9s} {'repeat kept':>12s}  bar  frames")
+        print(f"{"method":38s} {'covered':>8s} {'kept':>5s} {'per shot':>9s} {'repeat kept':>12s}  bar  frames")
         t0 = time.perf_counter()
         methods = [("agcurate frames (defaults)", lambda: run_agcurate(video, work / f"out-{Path(still).stem}",
                                                                         work / "store"))]
@@ -89,7 +89,7 @@ def main() -> None:
             kept = fn()
             dt = time.perf_counter() - t0
             s = score(kept, shots)
-            print(f"{name:34s} {s['covered']:>8s} {s['kept']:5d} {s['per_shot']:9.2f} "
+            print(f"{name:38s} {s['covered']:>8s} {s['kept']:5d} {s['per_shot']:9.2f} "
                   f"{('yes (%d)' % s['repeat_kept']) if s['repeat_kept'] else 'no':>12s}  "
                   f"{'PASS' if s['ok'] else 'fail'} {kept}  [{dt:.1f} s]")
 
