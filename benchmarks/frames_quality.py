@@ -76,7 +76,7 @@ def main() -> None:
         n = shots[-1].last + 1
         print(f"\n== {title}: {video} ({n} frames, {n / 25:.0f} s; shots "
               + ", ".join(f"{s.name} {s.first}-{s.last}" for s in shots) + ")")
-        print(f"{"method":38s} {'covered':>8s} {'kept':>5s} {'per shot':>9s} {'repeat kept':>12s}  bar  frames")
+        print(f"{'method':38s} {'covered':>8s} {'kept':>5s} {'per shot':>9s} {'repeat kept':>12s}  bar  frames")
         t0 = time.perf_counter()
         methods = [("agcurate frames (defaults)", lambda: run_agcurate(video, work / f"out-{Path(still).stem}",
                                                                         work / "store"))]
