@@ -18,12 +18,14 @@ from .encoders import DEFAULT_MODEL, Encoder, get_encoder
 from .errors import NoUsableInputError
 from .items import Item
 from .progress import progress_bar
-from .runtime import ModelRunner, cpu_threads, resolve_device
+from .runtime import cpu_threads, make_runner, resolve_device
 from .sources import Discovery, Skipped, SourceOptions, discover
 from .store import EmbeddingStore, last_collection, remember_collection, resolve_store_root
 
-CHUNK_ITEMS = 256        # rows per store part: a killed run loses at most this much work
-CHUNK_SECONDS = 30.0     # ... or this many seconds of it
+import os
+
+CHUNK_ITEMS = int(os.environ.get("AGCURATE_CHUNK_ITEMS", 256))  # rows per store part: a killed run
+CHUNK_SECONDS = 30.0                                             # loses at most this much work
 
 
 @dataclass
@@ -94,7 +96,7 @@ def embed(paths: Iterable[str | Path] | None = None, model: str = DEFAULT_MODEL,
           batch_size: int | None = None, workers: int | None = None, image_size: int | None = None,
           store: str | Path | None = None, weights: str | None = None,
           source_options: SourceOptions | None = None, progress: bool | None = None,
-          remember: bool = True, encoder: Encoder | None = None) -> Embeddings:
+          remember: bool = True, encoder: Encoder | None = None, backend: str = "auto") -> Embeddings:
     """Embed every item under ``paths`` and return all vectors, encoding only what the store lacks.
 
     With ``paths=None`` the collection of the last ``embed`` in this store is used (and its model,
@@ -127,7 +129,7 @@ def embed(paths: Iterable[str | Path] | None = None, model: str = DEFAULT_MODEL,
     if todo:
         t_enc = time.perf_counter()
         failed = encode_items(todo, enc, st, opts, device=device, batch_size=batch_size,
-                              workers=workers, progress=progress)
+                              workers=workers, progress=progress, backend=backend)
         stats.encode_seconds = time.perf_counter() - t_enc
         skipped += failed
         stats.encoded = len(todo) - len(failed)
@@ -163,7 +165,7 @@ def _nothing_message(inputs: Sequence[str], found: Discovery, skipped: Sequence[
 
 def encode_items(items: Sequence[Item], enc: Encoder, st: EmbeddingStore, opts: SourceOptions, *,
                  device: str = "auto", batch_size: int | None = None, workers: int | None = None,
-                 progress: bool | None = None) -> list[Skipped]:
+                 progress: bool | None = None, backend: str = "auto") -> list[Skipped]:
     """Encode ``items`` and append them to ``st`` in chunks; return the items that failed to decode."""
     import torch
 
@@ -173,7 +175,7 @@ def encode_items(items: Sequence[Item], enc: Encoder, st: EmbeddingStore, opts: 
     cuda = dev.startswith("cuda")
     batch_size = batch_size or (128 if cuda else 32)
     n_workers = default_workers(len(items)) if workers is None else max(0, workers)
-    runner = ModelRunner(enc, dev)
+    runner = make_runner(enc, dev, backend, cache_dir=st.root / "onnx")
     dataset = DecodeDataset(items, opts, enc.input_size)
     loader = torch.utils.data.DataLoader(
         dataset, batch_size=batch_size, num_workers=n_workers, collate_fn=collate_rows,

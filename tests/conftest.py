@@ -45,10 +45,17 @@ def store(tmp_path) -> Path:
     return tmp_path / "store"
 
 
+@pytest.fixture(scope="session")
+def onnx_cache(tmp_path_factory) -> Path:
+    """One ONNX export cache for the whole session (exporting costs seconds per encoder)."""
+    return tmp_path_factory.mktemp("onnx-cache")
+
+
 @pytest.fixture(autouse=True)
-def _isolated_store(tmp_path_factory, monkeypatch):
+def _isolated_store(tmp_path_factory, monkeypatch, onnx_cache):
     """Never touch the user's real cache: the default store points into the test's temp dir."""
     monkeypatch.setenv("AGCURATE_STORE", str(tmp_path_factory.mktemp("default-store")))
+    monkeypatch.setenv("AGCURATE_ONNX_CACHE", str(onnx_cache))
     monkeypatch.setenv("AGCURATE_NO_PROGRESS", "1")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Annotated
 
 import typer
@@ -32,7 +33,7 @@ def _root(
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
                                           help="Print the version and exit.")] = False,
 ) -> None:
-    STATE.debug = STATE.debug or debug
+    STATE.debug = debug or bool(os.environ.get("AGCURATE_DEBUG"))
 
 
 def _register_all() -> None:

@@ -32,6 +32,7 @@ BatchOpt = Annotated[Optional[int], typer.Option("--batch-size", min=1, help="Im
 WorkersOpt = Annotated[Optional[int], typer.Option("--workers", min=0, help="Decode worker processes (default: up to 4; 0 = decode in-process).")]
 ImageSizeOpt = Annotated[Optional[int], typer.Option("--image-size", min=16, help="Encoder input size in pixels (default: the model's).")]
 StoreOpt = Annotated[Optional[Path], typer.Option("--store", envvar="AGCURATE_STORE", help="Embedding store folder (default ~/.cache/agcurate).")]
+BackendOpt = Annotated[str, typer.Option("--backend", help="auto (ONNX Runtime on CPU, torch on CUDA), torch or onnx.")]
 FpsOpt = Annotated[Optional[float], typer.Option(
     "--fps", min=0.0, help="Video frames sampled per second of video (default 2; 0 = every frame).")]
 OutOpt = Annotated[Path, typer.Option("--out", "-o", help="Folder for CSV and HTML outputs.")]
@@ -68,13 +69,13 @@ def command(app: typer.Typer, name: str | None = None, **kwargs):
 
 def run_embed(paths: list[Path] | None, *, model: str, weights: Path | None, device: str,
               batch_size: int | None, workers: int | None, image_size: int | None, store: Path | None,
-              source_options=None, quiet: bool = False):
+              source_options=None, quiet: bool = False, backend: str = "auto"):
     """Embed (or read from the store) the command's input and report skipped files briefly."""
     from ..embedding import embed
 
     emb = embed(paths or None, model, device=device, batch_size=batch_size, workers=workers,
                 image_size=image_size, store=store, weights=str(weights) if weights else None,
-                source_options=source_options)
+                source_options=source_options, backend=backend)
     if not quiet:
         note = console(stderr=True)
         s = emb.stats

@@ -5,8 +5,8 @@ from __future__ import annotations
 import typer
 
 from ..encoders import DEFAULT_MODEL
-from .common import (BatchOpt, DeviceOpt, FpsOpt, ImageSizeOpt, ModelOpt, PathsArg, StoreOpt, WeightsOpt,
-                     WorkersOpt, command, console, print_skipped)
+from .common import (BackendOpt, BatchOpt, DeviceOpt, FpsOpt, ImageSizeOpt, ModelOpt, PathsArg, StoreOpt,
+                     WeightsOpt, WorkersOpt, command, console, print_skipped)
 
 
 def register(app: typer.Typer) -> None:
@@ -20,6 +20,7 @@ def register(app: typer.Typer) -> None:
         workers: WorkersOpt = None,
         image_size: ImageSizeOpt = None,
         store: StoreOpt = None,
+        backend: BackendOpt = "auto",
         fps: FpsOpt = None,
     ) -> None:
         """Embed images and video frames into the cached store (only new or changed files are encoded)."""
@@ -31,7 +32,7 @@ def register(app: typer.Typer) -> None:
 
         emb = embed(paths or None, model, device=device, batch_size=batch_size, workers=workers,
                     image_size=image_size, store=store, weights=str(weights) if weights else None,
-                    source_options=SourceOptions(fps=fps) if fps is not None else None)
+                    backend=backend, source_options=SourceOptions(fps=fps) if fps is not None else None)
         s = emb.stats
         table = Table(title=f"agcurate embed · {escape(emb.encoder.name)}", show_header=False)
         table.add_column(style="bold")

@@ -9,8 +9,8 @@ import typer
 
 from ..encoders import DEFAULT_MODEL
 from ..ops.frames import DEFAULT_THRESHOLD
-from .common import (DEFAULT_OUT, BatchOpt, DeviceOpt, FpsOpt, ImageSizeOpt, ModelOpt, OutOpt, StoreOpt, WeightsOpt,
-                     WorkersOpt, command, console, print_skipped)
+from .common import (DEFAULT_OUT, BackendOpt, BatchOpt, DeviceOpt, FpsOpt, ImageSizeOpt, ModelOpt, OutOpt,
+                     StoreOpt, WeightsOpt, WorkersOpt, command, console, print_skipped)
 
 VideosArg = Annotated[
     Optional[list[Path]],
@@ -38,6 +38,7 @@ def register(app: typer.Typer) -> None:
         workers: WorkersOpt = None,
         image_size: ImageSizeOpt = None,
         store: StoreOpt = None,
+        backend: BackendOpt = "auto",
     ) -> None:
         """Keep one sharp frame per distinct thing a video shows (static holds once, repeated shots never)."""
         from rich.markup import escape
@@ -47,7 +48,7 @@ def register(app: typer.Typer) -> None:
 
         res = keyframes(videos or None, out=out, fps=fps, threshold=threshold, skip_static=not all_samples, model=model,
                         weights=str(weights) if weights else None, device=device, batch_size=batch_size,
-                        workers=workers, image_size=image_size, store=store)
+                        workers=workers, image_size=image_size, store=store, backend=backend)
         emb = res.embeddings
         table = Table(title=f"agcurate frames · {escape(emb.encoder.name)}")
         for col, just in (("video", "left"), ("duration", "right"), ("sampled", "right"),

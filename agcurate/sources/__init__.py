@@ -87,6 +87,11 @@ def _walk(root: Path, opts, sources, found: Discovery, seen: set[str]) -> None:
 
 def _add_file(path: Path, opts, sources, found: Discovery, seen: set[str], explicit: bool) -> None:
     try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:
+        found.skipped.append(Skipped(_printable(path), "file name is not valid UTF-8 (rename the file)"))
+        return
+    try:
         with open(path, "rb") as fh:
             head = fh.read(HEAD_BYTES)
     except OSError as exc:
@@ -106,6 +111,10 @@ def _add_file(path: Path, opts, sources, found: Discovery, seen: set[str], expli
         found.skipped.append(Skipped(str(path), "not a recognised image or video (corrupt or unknown format)"))
     else:
         found.ignored += 1
+
+
+def _printable(path: Path) -> str:
+    return str(path).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def _add_items(path: Path, src: Source, opts, found: Discovery, seen: set[str]) -> None:
