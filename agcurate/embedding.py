@@ -172,7 +172,7 @@ def encode_items(items: Sequence[Item], enc: Encoder, st: EmbeddingStore, opts: 
     """Encode ``items`` and append them to ``st`` in chunks; return the items that failed to decode."""
     import torch
 
-    from .loader import DecodeDataset, collate_rows, worker_init
+    from .loader import DecodeDataset, collate_rows, opencv_threads, worker_init
 
     dev = resolve_device(device)
     cuda = dev.startswith("cuda")
@@ -185,6 +185,8 @@ def encode_items(items: Sequence[Item], enc: Encoder, st: EmbeddingStore, opts: 
         pin_memory=False, worker_init_fn=worker_init, persistent_workers=False,
         prefetch_factor=4 if n_workers else None,
     )
+    # OpenCV's thread pool does not survive fork(): used in this process before, it hangs the workers
+    cv_threads = opencv_threads(1) if n_workers else None
     failed: list[Skipped] = []
     rows: list[dict] = []
     vecs: list[np.ndarray] = []
@@ -207,4 +209,6 @@ def encode_items(items: Sequence[Item], enc: Encoder, st: EmbeddingStore, opts: 
                 rows, vecs, last_flush = [], [], time.perf_counter()
     if rows:
         st.append(rows, np.concatenate(vecs))
+    if cv_threads is not None:
+        opencv_threads(cv_threads)
     return failed

@@ -37,9 +37,9 @@ def _root(
 
 
 def _register_all() -> None:
-    from . import embed, outliers
+    from . import embed, frames, outliers
 
-    for module in (embed, outliers):
+    for module in (embed, frames, outliers):
         module.register(app)
 
 

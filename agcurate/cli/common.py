@@ -33,6 +33,8 @@ WorkersOpt = Annotated[Optional[int], typer.Option("--workers", min=0, help="Dec
 ImageSizeOpt = Annotated[Optional[int], typer.Option("--image-size", min=16, help="Encoder input size in pixels (default: the model's).")]
 StoreOpt = Annotated[Optional[Path], typer.Option("--store", envvar="AGCURATE_STORE", help="Embedding store folder (default ~/.cache/agcurate).")]
 BackendOpt = Annotated[str, typer.Option("--backend", help="auto (ONNX Runtime on CPU, torch on CUDA), torch or onnx.")]
+FpsOpt = Annotated[Optional[float], typer.Option(
+    "--fps", min=0.0, help="Video frames sampled per second of video (default 2; 0 = every frame).")]
 OutOpt = Annotated[Path, typer.Option("--out", "-o", help="Folder for CSV and HTML outputs.")]
 TileOpt = Annotated[Optional[int], typer.Option("--tile", min=8, help="Cut images and rasters into SIZE x SIZE tiles, each its own item.")]
 StrideOpt = Annotated[Optional[int], typer.Option("--stride", min=1, help="Step between tiles in pixels (default: the tile size; smaller overlaps).")]
@@ -41,17 +43,17 @@ StretchOpt = Annotated[Optional[str], typer.Option("--stretch", help="Clip range
 
 
 def source_options(tile: int | None = None, stride: int | None = None, bands: str | None = None,
-                   stretch: str | None = None):
-    """The ``SourceOptions`` of the common --tile/--stride/--bands/--stretch flags (None when all unset,
-    so a command without PATH reuses the options of the last ``embed``)."""
+                   stretch: str | None = None, fps: float | None = None):
+    """The ``SourceOptions`` of the common --tile/--stride/--bands/--stretch/--fps flags (None when
+    all unset, so a command without PATH reuses the options of the last ``embed``)."""
     from ..errors import AgcurateError
     from ..sources import SourceOptions
 
     if stride is not None and tile is None:
         raise AgcurateError("--stride needs --tile")
-    if tile is None and bands is None and stretch is None:
+    if tile is None and bands is None and stretch is None and fps is None:
         return None
-    return SourceOptions(tile=tile, stride=stride, bands=bands, stretch=stretch)
+    return SourceOptions(tile=tile, stride=stride, bands=bands, stretch=stretch, fps=fps)
 
 
 def console(stderr: bool = False):

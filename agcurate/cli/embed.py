@@ -5,8 +5,8 @@ from __future__ import annotations
 import typer
 
 from ..encoders import DEFAULT_MODEL
-from .common import (BackendOpt, BandsOpt, BatchOpt, DeviceOpt, ImageSizeOpt, ModelOpt, PathsArg, StoreOpt,
-                     StretchOpt, StrideOpt, TileOpt, WeightsOpt, WorkersOpt, command, console,
+from .common import (BackendOpt, BandsOpt, BatchOpt, DeviceOpt, FpsOpt, ImageSizeOpt, ModelOpt, PathsArg,
+                     StoreOpt, StretchOpt, StrideOpt, TileOpt, WeightsOpt, WorkersOpt, command, console,
                      print_skipped, source_options)
 
 
@@ -26,8 +26,9 @@ def register(app: typer.Typer) -> None:
         bands: BandsOpt = None,
         stretch: StretchOpt = None,
         backend: BackendOpt = "auto",
+        fps: FpsOpt = None,
     ) -> None:
-        """Embed images into the cached store (only new or changed files are encoded)."""
+        """Embed images and video frames into the cached store (only new or changed files are encoded)."""
         from rich.markup import escape
         from rich.table import Table
 
@@ -35,7 +36,7 @@ def register(app: typer.Typer) -> None:
 
         emb = embed(paths or None, model, device=device, batch_size=batch_size, workers=workers,
                     image_size=image_size, store=store, weights=str(weights) if weights else None,
-                    source_options=source_options(tile, stride, bands, stretch), backend=backend)
+                    source_options=source_options(tile, stride, bands, stretch, fps=fps), backend=backend)
         s = emb.stats
         table = Table(title=f"agcurate embed · {escape(emb.encoder.name)}", show_header=False)
         table.add_column(style="bold")

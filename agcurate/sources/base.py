@@ -16,8 +16,9 @@ class SourceOptions:
     """Options that change which items a path yields or what their pixels look like.
 
     ``tile``/``stride`` cut large images into a grid of windows, ``bands`` picks raster bands and
-    ``fps`` sets how densely videos are sampled, ``stretch`` ("LO,HI") the clip range that scales
-    raster values to 8 bits. Every source reads the fields it understands.
+    ``fps`` sets how densely videos are sampled; ``skip_static`` drops a video sample that looks
+    the same as the previous one and is not sharper. ``stretch`` ("LO,HI") is the clip range that
+    scales raster values to 8 bits. Every source reads the fields it understands.
     """
 
     tile: int | None = None
@@ -25,6 +26,7 @@ class SourceOptions:
     bands: str | None = None
     fps: float | None = None
     stretch: str | None = None
+    skip_static: bool = False
 
 
 @dataclass

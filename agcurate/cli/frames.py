@@ -1,0 +1,69 @@
+"""``agcurate frames``: keyframes of videos as JPEG + CSV + contact sheet."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from ..encoders import DEFAULT_MODEL
+from ..ops.frames import DEFAULT_THRESHOLD
+from .common import (DEFAULT_OUT, BackendOpt, BatchOpt, DeviceOpt, FpsOpt, ImageSizeOpt, ModelOpt, OutOpt,
+                     StoreOpt, WeightsOpt, WorkersOpt, command, console, print_skipped)
+
+VideosArg = Annotated[
+    Optional[list[Path]],
+    typer.Argument(help="Video files or folders of videos (recursive). Omit to reuse the last `agcurate embed` "
+                        "collection.", show_default=False),
+]
+
+
+def register(app: typer.Typer) -> None:
+    @command(app, "frames")
+    def frames_cmd(
+        videos: VideosArg = None,
+        fps: FpsOpt = None,
+        threshold: Annotated[float, typer.Option(
+            "--threshold", "-t", min=-1.0, max=1.0,
+            help="Cosine similarity at which two frames show the same thing: higher keeps more frames.",
+        )] = DEFAULT_THRESHOLD,
+        all_samples: Annotated[bool, typer.Option(
+            "--all-samples", help="Embed every sample, also those that look the same as the one before.")] = False,
+        out: OutOpt = DEFAULT_OUT,
+        model: ModelOpt = DEFAULT_MODEL,
+        weights: WeightsOpt = None,
+        device: DeviceOpt = "auto",
+        batch_size: BatchOpt = None,
+        workers: WorkersOpt = None,
+        image_size: ImageSizeOpt = None,
+        store: StoreOpt = None,
+        backend: BackendOpt = "auto",
+    ) -> None:
+        """Keep one sharp frame per distinct thing a video shows (static holds once, repeated shots never)."""
+        from rich.markup import escape
+        from rich.table import Table
+
+        from ..keyframes import format_time, keyframes
+
+        res = keyframes(videos or None, out=out, fps=fps, threshold=threshold, skip_static=not all_samples, model=model,
+                        weights=str(weights) if weights else None, device=device, batch_size=batch_size,
+                        workers=workers, image_size=image_size, store=store, backend=backend)
+        emb = res.embeddings
+        table = Table(title=f"agcurate frames · {escape(emb.encoder.name)}")
+        for col, just in (("video", "left"), ("duration", "right"), ("sampled", "right"),
+                          ("runs", "right"), ("repeats", "right"), ("keyframes", "right")):
+            table.add_column(col, justify=just)
+        for v in res.videos:
+            seg = v.table.groupby("segment")["repeat"].first()
+            table.add_row(escape(Path(v.path).name), format_time(v.duration_s), f"{len(v.table):,}",
+                          f"{len(seg):,}", f"{int(seg.sum()):,}", f"{int(v.table['keep'].sum()):,}")
+        c = console()
+        c.print(table)
+        s = emb.stats
+        rate = f", {res.duration_s / s.seconds:.1f}x real time" if s.seconds > 0 and s.encoded else ""
+        c.print(f"{res.n_kept} keyframes from {res.n_sampled} sampled frames ({s.encoded} newly encoded, "
+                f"{s.cached} from cache{rate})")
+        print_skipped(emb, c)
+        c.print(f"wrote {escape(str(res.csv))}, {escape(str(res.html))} and {len(res.written)} JPEG(s) under "
+                f"{escape(str(Path(out) / 'frames'))}")
