@@ -36,9 +36,9 @@ def _root(
 
 
 def _register_all() -> None:
-    from . import embed
+    from . import cluster, embed
 
-    for module in (embed,):
+    for module in (embed, cluster):
         module.register(app)
 
 
