@@ -44,8 +44,8 @@ def default_min_cluster_size(n: int) -> int:
 
 
 def default_min_samples(min_cluster_size: int) -> int:
-    """HDBSCAN's density smoothing; smaller than the cluster size so fewer items end up as noise."""
-    return int(max(1, min_cluster_size // 2))
+    """HDBSCAN min_samples: small (at most 5), so that fewer items are noise and classes merge less."""
+    return int(max(1, min(5, min_cluster_size // 2)))
 
 
 def pca_reduce(vectors: np.ndarray, dims: int, *, seed: int = DEFAULT_SEED,
@@ -105,8 +105,6 @@ def cluster(vectors: np.ndarray, *, min_cluster_size: int | None = None, min_sam
     ``rank`` (0 = the most representative member of its cluster) and the flag ``is_noise``.
     ``df.attrs["params"]`` holds the :class:`ClusterParams` used.
     """
-    import pandas as pd
-
     if reduction not in REDUCTIONS:
         raise ValueError(f"reduction must be one of {REDUCTIONS}, not {reduction!r}")
     x = np.ascontiguousarray(vectors, dtype=np.float32)
@@ -117,7 +115,9 @@ def cluster(vectors: np.ndarray, *, min_cluster_size: int | None = None, min_sam
     dims = int(max(3, dims))
     params = ClusterParams(mcs, ms, reduction, dims, n_neighbors, min(n, sample_limit), seed)
 
-    base = pca_reduce(x, PCA_DIMS, seed=seed, sample_limit=sample_limit) if n else x
+    if n < 3:  # nothing to reduce or cluster: every item is noise at the origin
+        return _table(np.full(n, -1, np.int64), np.zeros(n), np.zeros((n, 2), np.float32), x, params)
+    base = pca_reduce(x, PCA_DIMS, seed=seed, sample_limit=sample_limit)
     if reduction == "umap":
         space = umap_reduce(base, dims, seed=seed, n_neighbors=n_neighbors, min_dist=0.0,
                             sample_limit=sample_limit)
@@ -129,13 +129,19 @@ def cluster(vectors: np.ndarray, *, min_cluster_size: int | None = None, min_sam
                          sample_limit=sample_limit)
     else:
         xy = np.zeros((n, 2), np.float32)
+    return _table(labels, prob, xy, x, params)
+
+
+def _table(labels: np.ndarray, prob: np.ndarray, xy: np.ndarray, x: np.ndarray, params: ClusterParams):
+    import pandas as pd
+
     labels = _relabel_by_size(labels)
     score, rank = _centrality(x, labels)
     df = pd.DataFrame({
         "cluster": labels.astype(np.int64),
-        "probability": prob.astype(np.float64),
-        "map_x": xy[:, 0].astype(np.float64) if n else np.zeros(0),
-        "map_y": xy[:, 1].astype(np.float64) if n else np.zeros(0),
+        "probability": np.asarray(prob, dtype=np.float64),
+        "map_x": xy[:, 0].astype(np.float64),
+        "map_y": xy[:, 1].astype(np.float64),
         "score": score,
         "rank": rank,
         "is_noise": labels < 0,

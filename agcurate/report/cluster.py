@@ -216,15 +216,15 @@ def _top_outliers(outs, index_of) -> tuple[list[dict], set[int]]:
     if outs is None or outs.empty:
         return [], set()
     flagged = outs[[_truthy(v) for v in outs["is_outlier"]]].copy()
-    flagged["_rank"] = [_float(v) for v in flagged["rank"]]
-    flagged = flagged.sort_values(["_rank", "path"], kind="stable")
+    flagged["rank_f"] = [_float(v) for v in flagged["rank"]]
+    flagged = flagged.sort_values(["rank_f", "path"], kind="stable")
     marked: set[int] = set()
     top = []
     for r in flagged.itertuples(index=False):
         hits = _lookup(index_of, str(r.path))
         marked.update(hits)
         if len(top) < OUTLIERS_TOP:
-            top.append({"path": str(r.path), "score": _float(r.score), "rank": r._rank,
+            top.append({"path": str(r.path), "score": _float(r.score), "rank": r.rank_f,
                         "i": hits[0] if hits else None})
     return top, marked
 
