@@ -94,6 +94,22 @@ def test_pca_reduction_also_clusters():
     assert adjusted_rand_score(y, table["cluster"]) > 0.9
 
 
+def test_large_collections_fit_a_sample_and_place_the_rest():
+    """Beyond the sample limit, items outside the sample take cluster and position from neighbours."""
+    from sklearn.metrics import adjusted_rand_score
+
+    x, y = blobs(n_per=80, k=4, seed=7)
+    table = cluster(x, sample_limit=120)
+    assert table.attrs["params"].sample_size == 120
+    assert adjusted_rand_score(y, table["cluster"]) > 0.95
+    assert table.loc[table.cluster >= 0, "probability"].gt(0).all()
+    xy = table[["map_x", "map_y"]].to_numpy()
+    cents = np.stack([xy[y == c].mean(axis=0) for c in range(4)])
+    assert (np.linalg.norm(xy[:, None] - cents[None], axis=2).argmin(axis=1) == y).mean() > 0.95
+    again = cluster(x, sample_limit=120)
+    assert clusters_csv(table, items_frame(len(x))).equals(clusters_csv(again, items_frame(len(x))))
+
+
 def test_min_cluster_size_controls_granularity():
     # 2 big blobs, each made of 2 tight sub-blobs of 30: small min size finds 4, large finds 2
     x, y = blobs(n_per=30, k=4, seed=5)
