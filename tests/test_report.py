@@ -191,3 +191,27 @@ def test_show_all_expands_a_gallery(report_dir, tmp_path, page, monkeypatch):
     captions = page.eval_on_selector_all("figcaption", "els => els.map(e => e.textContent)")
     assert any(XSS_NAME in c for c in captions)
     assert page.agcurate_errors == []
+
+
+@pytest.mark.slow
+def test_50k_points_stay_usable(tmp_path, page, artifacts):
+    """50k points: every one on the map, hover still shows a thumbnail, images load lazily.
+
+    Timings are printed by ``benchmarks/report_scale.py``; here only behaviour is asserted.
+    """
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "report_scale", Path(__file__).resolve().parents[1] / "benchmarks" / "report_scale.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    path, _ = bench.build(tmp_path, 50_000)
+    images: list[str] = []
+    page.on("request", lambda r: images.append(r.url) if r.url.endswith(".jpg") else None)
+    open_report(page, path)
+    assert trace_points(page) == 50_000
+    assert len(images) < 200                            # lazy: only what is on screen, not 50k
+    hover_point(page, 0, 0)
+    page.wait_for_function("() => document.getElementById('hover-img').naturalWidth > 0", timeout=30_000)
+    assert page.agcurate_errors == []
+    page.screenshot(path=str(artifacts / "cluster_report_50k.png"))
