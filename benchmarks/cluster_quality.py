@@ -84,21 +84,25 @@ def main(argv=None) -> None:
     sets = datasets(args.data)
     if not sets:
         sys.exit(f"no data under {args.data}")
-    print(f"{'data':12} {'reduction':9} {'n':>5} {'clusters':>8} {'NMI':>6} {'ARI':>6} {'noise':>6} "
+    print(f"{'data':12} {'reduction':20} {'n':>5} {'clusters':>8} {'NMI':>6} {'ARI':>6} {'noise':>6} "
           f"{'NMI(no noise)':>13} {'5-NN':>6} {'secs':>6}")
     for name, files in sets.items():
         emb = agcurate.embed(files, args.model, store=args.store, progress=False, remember=False)
         y = np.array([label_of(p) for p in emb.paths])
         acc = knn_accuracy(emb.vectors, y)
-        for red in args.reductions.split(","):
+        variants = [(red, False) for red in args.reductions.split(",")] + [("umap", True)]
+        for red, assign in variants:
             t0 = time.perf_counter()
             table = cluster(emb.vectors, reduction=red, dims=args.dims or CLUSTER_DIMS,
                             min_cluster_size=args.min_cluster_size, min_samples=args.min_samples,
-                            with_map=False)
+                            with_map=False, assign_noise=assign)
             secs = time.perf_counter() - t0
             s = scores(y, table["cluster"].to_numpy())
-            print(f"{name:12} {red:9} {len(y):5d} {s['clusters']:8d} {s['nmi']:6.3f} {s['ari']:6.3f} "
+            label = red + (" +assign-noise" if assign else "")
+            print(f"{name:12} {label:20} {len(y):5d} {s['clusters']:8d} {s['nmi']:6.3f} {s['ari']:6.3f} "
                   f"{s['noise']:6.1%} {s['nmi_clustered']:13.3f} {acc:6.3f} {secs:6.1f}", flush=True)
+        p = table.attrs["params"]
+        print(f"{'':12} (min cluster size {p.min_cluster_size}, min samples {p.min_samples}, {p.dims}-D)")
 
 
 if __name__ == "__main__":

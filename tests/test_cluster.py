@@ -110,6 +110,21 @@ def test_large_collections_fit_a_sample_and_place_the_rest():
     assert clusters_csv(table, items_frame(len(x))).equals(clusters_csv(again, items_frame(len(x))))
 
 
+def test_assign_noise_leaves_no_item_out():
+    from sklearn.metrics import adjusted_rand_score
+
+    x, _ = blobs(n_per=40, k=4, seed=11)
+    x = x[:124]                 # three blobs of 40 and 4 items of a fourth: too few for a cluster
+    plain = cluster(x, with_map=False, min_cluster_size=10, min_samples=10, reduction="pca")
+    assigned = cluster(x, with_map=False, min_cluster_size=10, min_samples=10, reduction="pca",
+                       assign_noise=True)
+    assert (plain["cluster"] < 0).sum() == 4
+    assert (assigned["cluster"] >= 0).all() and not assigned["is_noise"].any()
+    kept = plain["cluster"] >= 0                          # clustered items keep their grouping
+    assert adjusted_rand_score(plain["cluster"][kept], assigned["cluster"][kept]) == 1.0
+    assert assigned.attrs["params"].assign_noise
+
+
 def test_min_cluster_size_controls_granularity():
     # 2 big blobs, each made of 2 tight sub-blobs of 30: small min size finds 4, large finds 2
     x, y = blobs(n_per=30, k=4, seed=5)
@@ -122,9 +137,10 @@ def test_min_cluster_size_controls_granularity():
 
 def test_default_min_cluster_size_scales():
     assert default_min_cluster_size(3) == 2
-    assert default_min_cluster_size(40) == 5
-    assert default_min_cluster_size(1_500) == 19
-    assert default_min_cluster_size(100_000) == 158
+    assert default_min_cluster_size(20) == 5
+    assert default_min_cluster_size(40) == 6
+    assert default_min_cluster_size(1_500) == 39
+    assert default_min_cluster_size(100_000) == 316
     sizes = [default_min_cluster_size(n) for n in (10, 100, 1_000, 10_000, 100_000, 10**7)]
     assert sizes == sorted(sizes) and sizes[-1] == 1000
 

@@ -12,11 +12,12 @@ from .common import (DEFAULT_OUT, BatchOpt, DeviceOpt, ImageSizeOpt, ModelOpt, O
                      WeightsOpt, WorkersOpt, command, console, run_embed)
 
 MinClusterSizeOpt = Annotated[Optional[int], typer.Option(
-    "--min-cluster-size", min=2, help="Smallest group called a cluster (default: about sqrt(items)/2, at least 5).")]
+    "--min-cluster-size", min=2, help="Smallest group called a cluster (default: about sqrt(items), at least 5).")]
 ReportOpt = Annotated[bool, typer.Option("--report/--no-report", help="Also write DIR/report.html (map, galleries, duplicates, outliers).")]
 ReductionOpt = Annotated[str, typer.Option("--reduction", help="Space HDBSCAN clusters in: umap (default) or pca.")]
 DimsOpt = Annotated[int, typer.Option("--dims", min=3, help="Dimensions of that space.")]
-MinSamplesOpt = Annotated[Optional[int], typer.Option("--min-samples", min=1, help="HDBSCAN min_samples (default: half the cluster size).")]
+MinSamplesOpt = Annotated[Optional[int], typer.Option("--min-samples", min=1, help="HDBSCAN min_samples (default 3).")]
+AssignNoiseOpt = Annotated[bool, typer.Option("--assign-noise", help="Put every noise item into the cluster of its nearest clustered neighbours.")]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Random seed (same seed and input give the same clusters.csv).")]
 
 
@@ -30,6 +31,7 @@ def register(app: typer.Typer) -> None:
         reduction: ReductionOpt = "umap",
         dims: DimsOpt = 10,
         min_samples: MinSamplesOpt = None,
+        assign_noise: AssignNoiseOpt = False,
         seed: SeedOpt = 0,
         model: ModelOpt = DEFAULT_MODEL,
         weights: WeightsOpt = None,
@@ -52,7 +54,7 @@ def register(app: typer.Typer) -> None:
         emb = run_embed(paths, model=model, weights=weights, device=device, batch_size=batch_size,
                         workers=workers, image_size=image_size, store=store)
         table = cluster(emb.vectors, min_cluster_size=min_cluster_size, min_samples=min_samples,
-                        reduction=reduction, dims=dims, seed=seed)
+                        reduction=reduction, dims=dims, seed=seed, assign_noise=assign_noise)
         out = Path(out)
         csv_path = write_csv(clusters_csv(table, emb.items), out / "clusters.csv")
         report_path = None
