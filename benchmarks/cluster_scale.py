@@ -28,10 +28,12 @@ def synthetic(n: int, dim: int, centres: int, seed: int = 0) -> tuple[np.ndarray
     labels = rng.choice(centres, size=n, p=weights)
     c = rng.normal(size=(centres, dim)).astype(np.float32)
     c /= np.linalg.norm(c, axis=1, keepdims=True)
-    x = c[labels] + rng.normal(scale=0.6 / np.sqrt(dim), size=(n, dim)).astype(np.float32) * 1.0
-    x += rng.normal(scale=1.2 / np.sqrt(dim), size=(n, dim)).astype(np.float32) * (rng.random((n, 1)) < 0.02)
+    x = rng.standard_normal(size=(n, dim), dtype=np.float32)
+    spread = np.where(rng.random(n) < 0.02, 1.2, 0.6).astype(np.float32) / np.float32(np.sqrt(dim))
+    x *= spread[:, None]                      # 2% of the items much farther from their centre
+    x += c[labels]
     x /= np.linalg.norm(x, axis=1, keepdims=True)
-    return x.astype(np.float32), labels
+    return x, labels
 
 
 def peak_mib() -> float:

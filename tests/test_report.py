@@ -112,6 +112,11 @@ def test_hover_shows_thumbnail_and_path(report_dir, page, artifacts):
     assert link == Path(path).resolve().as_uri()
     assert page.evaluate("(i) => window.agcurateReport.href(i)", i) == link
     page.screenshot(path=str(artifacts / "cluster_report_hover.png"))
+    # the legend shows and hides clusters
+    page.click(".legend .traces >> nth=0")
+    page.wait_for_function("() => window.agcurateReport.graph._fullData[0].visible === 'legendonly'")
+    page.click(".legend .traces >> nth=0")
+    page.wait_for_function("() => window.agcurateReport.graph._fullData[0].visible === true")
     assert page.agcurate_errors == []
 
 

@@ -136,7 +136,8 @@ def cluster(vectors: np.ndarray, *, min_cluster_size: int | None = None, min_sam
                             sample_limit=len(fit))
     else:
         space = _pad(pca_reduce(x if rows is None else x[rows], dims, seed=seed), dims)
-    labels, prob = _hdbscan(space, mcs, ms)
+    # a cluster of mcs items among n has about mcs * len(fit) / n of them in the sample
+    labels, prob = _hdbscan(space, max(2, round(mcs * len(fit) / n)), ms)
     if with_map:
         xy = umap_reduce(fit, 2, seed=seed, n_neighbors=n_neighbors, min_dist=0.1, sample_limit=len(fit))
     else:
