@@ -220,3 +220,12 @@ def test_50k_points_stay_usable(tmp_path, page, artifacts):
     page.wait_for_function("() => document.getElementById('hover-img').naturalWidth > 0", timeout=30_000)
     assert page.agcurate_errors == []
     page.screenshot(path=str(artifacts / "cluster_report_50k.png"))
+
+
+def test_frames_and_tiles_say_where(tmp_path):
+    """Frames and tiles are labelled with their frame / window beside the file name."""
+    from agcurate.report.cluster import _where_labels
+
+    items = pd.DataFrame({"path": ["/v.mp4", "/r.tif", "/a.jpg"], "frame": [12, -1, -1],
+                          "x": [-1, 256, -1], "y": [-1, 0, -1], "w": [-1, 256, -1], "h": [-1, 256, -1]})
+    assert _where_labels(items) == ["frame 12", "window 256,0,256,256", ""]

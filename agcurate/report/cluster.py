@@ -159,15 +159,14 @@ def _lookup(index_of: dict[str, list[int]], path: str) -> list[int]:
 
 def _where_labels(items) -> list[str]:
     """``frame N`` / ``window x,y,w,h`` for frames and tiles, empty for whole images."""
+    n = len(items)
+    col = {k: (items[k].to_numpy() if k in items else np.full(n, -1)) for k in ("frame", "x", "y", "w", "h")}
     out = []
-    frames = items["frame"].to_numpy() if "frame" in items else np.full(len(items), -1)
-    ws = items["w"].to_numpy() if "w" in items else np.zeros(len(items))
-    for i in range(len(items)):
-        if int(frames[i]) >= 0:
-            out.append(f"frame {int(frames[i])}")
-        elif int(ws[i]) > 0:
-            r = items.iloc[i]
-            out.append(f"window {int(r.x)},{int(r.y)},{int(r.w)},{int(r.h)}")
+    for f, x, y, w, h in zip(col["frame"], col["x"], col["y"], col["w"], col["h"]):
+        if int(f) >= 0:
+            out.append(f"frame {int(f)}")
+        elif int(w) > 0:
+            out.append(f"window {int(x)},{int(y)},{int(w)},{int(h)}")
         else:
             out.append("")
     return out
