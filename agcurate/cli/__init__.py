@@ -37,9 +37,9 @@ def _root(
 
 
 def _register_all() -> None:
-    from . import embed, frames, outliers
+    from . import cluster, embed, frames, outliers
 
-    for module in (embed, frames, outliers):
+    for module in (embed, frames, outliers, cluster):
         module.register(app)
 
 
