@@ -7,9 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..encoders import DEFAULT_MODEL
-from .common import (DEFAULT_OUT, BatchOpt, DeviceOpt, ImageSizeOpt, ModelOpt, OutOpt, PathsArg, StoreOpt,
-                     WeightsOpt, WorkersOpt, command, console, run_embed)
+from .common import DEFAULT_OUT, EmbedOptions, OutOpt, PathsArg, command, console, embed_options
 
 MinClusterSizeOpt = Annotated[Optional[int], typer.Option(
     "--min-cluster-size", min=2, help="Smallest group called a cluster (default: about sqrt(items), at least 5).")]
@@ -23,6 +21,7 @@ SeedOpt = Annotated[int, typer.Option("--seed", help="Random seed (same seed and
 
 def register(app: typer.Typer) -> None:
     @command(app, "cluster")
+    @embed_options()
     def cluster_cmd(
         paths: PathsArg = None,
         min_cluster_size: MinClusterSizeOpt = None,
@@ -33,13 +32,7 @@ def register(app: typer.Typer) -> None:
         min_samples: MinSamplesOpt = None,
         assign_noise: AssignNoiseOpt = False,
         seed: SeedOpt = 0,
-        model: ModelOpt = DEFAULT_MODEL,
-        weights: WeightsOpt = None,
-        device: DeviceOpt = "auto",
-        batch_size: BatchOpt = None,
-        workers: WorkersOpt = None,
-        image_size: ImageSizeOpt = None,
-        store: StoreOpt = None,
+        opts: EmbedOptions = None,
     ) -> None:
         """Group the collection into clusters and lay it out on a map; writes clusters.csv (+ report.html)."""
         from rich.markup import escape
@@ -51,8 +44,7 @@ def register(app: typer.Typer) -> None:
 
         if reduction not in REDUCTIONS:
             raise AgcurateError(f"--reduction must be one of {', '.join(REDUCTIONS)}, not {reduction!r}")
-        emb = run_embed(paths, model=model, weights=weights, device=device, batch_size=batch_size,
-                        workers=workers, image_size=image_size, store=store)
+        emb = opts.embed(paths)
         table = cluster(emb.vectors, min_cluster_size=min_cluster_size, min_samples=min_samples,
                         reduction=reduction, dims=dims, seed=seed, assign_noise=assign_noise)
         out = Path(out)

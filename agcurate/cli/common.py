@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import functools
+import inspect
 import os
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -81,6 +83,64 @@ def command(app: typer.Typer, name: str | None = None, **kwargs):
 
         app.command(name, **kwargs)(wrapper)
         return fn
+
+    return deco
+
+
+@dataclass
+class EmbedOptions:
+    """The embedding flags every embedding command shares (see ``embed_options``)."""
+
+    model: str = "lite0"
+    weights: Path | None = None
+    device: str = "auto"
+    batch_size: int | None = None
+    workers: int | None = None
+    image_size: int | None = None
+    store: Path | None = None
+    backend: str = "auto"
+    tile: int | None = None
+    stride: int | None = None
+    bands: str | None = None
+    stretch: str | None = None
+
+    def sources(self, fps: float | None = None):
+        """SourceOptions of the tile/band flags (None when none is set: reuse the last embed's)."""
+        return source_options(self.tile, self.stride, self.bands, self.stretch, fps=fps)
+
+    def embed(self, paths, *, source_options=None, quiet: bool = False, remember: bool = True):
+        """Embed ``paths`` (None: the last collection) with these options; see ``run_embed``."""
+        kw = {k: v for k, v in asdict(self).items() if k not in ("tile", "stride", "bands", "stretch")}
+        opts = source_options if source_options is not None else self.sources()
+        return run_embed(paths, source_options=opts, quiet=quiet, remember=remember, **kw)
+
+
+_EMBED_FLAGS = (("model", ModelOpt, "lite0"), ("weights", WeightsOpt, None), ("device", DeviceOpt, "auto"),
+                ("batch_size", BatchOpt, None), ("workers", WorkersOpt, None), ("image_size", ImageSizeOpt, None),
+                ("store", StoreOpt, None), ("backend", BackendOpt, "auto"))
+_RASTER_FLAGS = (("tile", TileOpt, None), ("stride", StrideOpt, None), ("bands", BandsOpt, None),
+                 ("stretch", StretchOpt, None))
+
+
+def embed_options(raster: bool = True):
+    """Give a command the shared embedding flags (``--model`` ... ``--backend``, and with ``raster``
+    ``--tile/--stride/--bands/--stretch``); the command receives them as ``opts: EmbedOptions``."""
+    flags = _EMBED_FLAGS + (_RASTER_FLAGS if raster else ())
+
+    def deco(fn):
+        sig = inspect.signature(fn, eval_str=True)  # typer needs the Annotated objects, not strings
+        own = [p for p in sig.parameters.values() if p.name != "opts"]
+        extra = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=ann)
+                 for name, ann, default in flags]
+
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            shared = {name: kwargs.pop(name) for name, _, _ in flags if name in kwargs}
+            return fn(*args, opts=EmbedOptions(**shared), **kwargs)
+
+        wrapper.__signature__ = sig.replace(parameters=own + extra)
+        wrapper.__annotations__ = {**{p.name: p.annotation for p in own}, **{name: ann for name, ann, _ in flags}}
+        return wrapper
 
     return deco
 

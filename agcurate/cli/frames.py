@@ -7,10 +7,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..encoders import DEFAULT_MODEL
 from ..ops.frames import DEFAULT_THRESHOLD
-from .common import (DEFAULT_OUT, BackendOpt, BatchOpt, DeviceOpt, FpsOpt, ImageSizeOpt, ModelOpt, OutOpt,
-                     StoreOpt, WeightsOpt, WorkersOpt, command, console, print_skipped)
+from .common import DEFAULT_OUT, EmbedOptions, FpsOpt, OutOpt, command, console, embed_options, print_skipped
 
 VideosArg = Annotated[
     Optional[list[Path]],
@@ -21,6 +19,7 @@ VideosArg = Annotated[
 
 def register(app: typer.Typer) -> None:
     @command(app, "frames")
+    @embed_options(raster=False)
     def frames_cmd(
         videos: VideosArg = None,
         fps: FpsOpt = None,
@@ -31,14 +30,7 @@ def register(app: typer.Typer) -> None:
         all_samples: Annotated[bool, typer.Option(
             "--all-samples", help="Embed every sample, also those that look the same as the one before.")] = False,
         out: OutOpt = DEFAULT_OUT,
-        model: ModelOpt = DEFAULT_MODEL,
-        weights: WeightsOpt = None,
-        device: DeviceOpt = "auto",
-        batch_size: BatchOpt = None,
-        workers: WorkersOpt = None,
-        image_size: ImageSizeOpt = None,
-        store: StoreOpt = None,
-        backend: BackendOpt = "auto",
+        opts: EmbedOptions = None,
     ) -> None:
         """Keep one sharp frame per distinct thing a video shows (static holds once, repeated shots never)."""
         from rich.markup import escape
@@ -46,9 +38,10 @@ def register(app: typer.Typer) -> None:
 
         from ..keyframes import format_time, keyframes
 
-        res = keyframes(videos or None, out=out, fps=fps, threshold=threshold, skip_static=not all_samples, model=model,
-                        weights=str(weights) if weights else None, device=device, batch_size=batch_size,
-                        workers=workers, image_size=image_size, store=store, backend=backend)
+        res = keyframes(videos or None, out=out, fps=fps, threshold=threshold, skip_static=not all_samples,
+                        model=opts.model, weights=str(opts.weights) if opts.weights else None, device=opts.device,
+                        batch_size=opts.batch_size, workers=opts.workers, image_size=opts.image_size,
+                        store=opts.store, backend=opts.backend)
         emb = res.embeddings
         table = Table(title=f"agcurate frames · {escape(emb.encoder.name)}")
         for col, just in (("video", "left"), ("duration", "right"), ("sampled", "right"),

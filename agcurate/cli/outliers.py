@@ -7,10 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..encoders import DEFAULT_MODEL
-from .common import (DEFAULT_OUT, BackendOpt, BandsOpt, BatchOpt, DeviceOpt, ImageSizeOpt, ModelOpt, OutOpt, PathsArg,
-                     StoreOpt, StretchOpt, StrideOpt, TileOpt, WeightsOpt, WorkersOpt, command, console,
-                     run_embed, source_options)
+from .common import DEFAULT_OUT, EmbedOptions, OutOpt, PathsArg, command, console, embed_options
 
 MethodOpt = Annotated[str, typer.Option("--method", help="auto (kNN + LOF at large k + pixel/spectral signals), knn, lof, signals or iforest.")]
 ContaminationOpt = Annotated[Optional[float], typer.Option("--contamination", min=0.0, max=1.0, help="Flag this share of items (the most outlying), e.g. 0.05.")]
@@ -21,6 +18,7 @@ KOpt = Annotated[Optional[int], typer.Option("--k", min=1, help="Neighbourhood s
 
 def register(app: typer.Typer) -> None:
     @command(app, "outliers")
+    @embed_options()
     def outliers_cmd(
         paths: PathsArg = None,
         method: MethodOpt = "auto",
@@ -29,18 +27,7 @@ def register(app: typer.Typer) -> None:
         reference: ReferenceOpt = None,
         k: KOpt = None,
         out: OutOpt = DEFAULT_OUT,
-        model: ModelOpt = DEFAULT_MODEL,
-        weights: WeightsOpt = None,
-        device: DeviceOpt = "auto",
-        batch_size: BatchOpt = None,
-        workers: WorkersOpt = None,
-        image_size: ImageSizeOpt = None,
-        store: StoreOpt = None,
-        backend: BackendOpt = "auto",
-        tile: TileOpt = None,
-        stride: StrideOpt = None,
-        bands: BandsOpt = None,
-        stretch: StretchOpt = None,
+        opts: EmbedOptions = None,
     ) -> None:
         """Flag items that do not belong (clouds, snow, no-data, blur, off-topic); writes outliers.csv + .html."""
         from rich.markup import escape
@@ -57,13 +44,10 @@ def register(app: typer.Typer) -> None:
             raise AgcurateError(f"unknown --method {method!r}; choose from {', '.join(METHODS)}")
         if contamination is not None and not 0 < contamination < 1:
             raise AgcurateError("--contamination must lie between 0 and 1 (e.g. 0.05)")
-        opts = source_options(tile, stride, bands, stretch)
-        common = dict(model=model, weights=weights, device=device, batch_size=batch_size, workers=workers,
-                      image_size=image_size, store=store, backend=backend)
-        emb = run_embed(paths, source_options=opts, **common)
+        emb = opts.embed(paths)
         ref = None
         if reference is not None:
-            ref = run_embed([reference], source_options=opts, remember=False, quiet=True, **common)
+            ref = opts.embed([reference], remember=False, quiet=True)
         scored = score_outliers(emb.vectors, emb.items, method=method, k=k, contamination=contamination,
                                 threshold=threshold, reference_vectors=None if ref is None else ref.vectors,
                                 reference_items=None if ref is None else ref.items)
