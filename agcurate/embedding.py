@@ -74,9 +74,12 @@ class Embeddings:
         """Rebuild ``Item`` objects (e.g. to load pixels of some rows again)."""
         return items_from_frame(self.items)
 
-    def subset(self, mask) -> "Embeddings":
-        mask = np.asarray(mask)
-        return Embeddings(self.vectors[mask], self.items[mask].reset_index(drop=True), self.encoder,
+    def subset(self, rows) -> "Embeddings":
+        """The rows picked by a boolean mask or by integer positions."""
+        rows = np.asarray(rows)
+        if rows.dtype != bool:
+            rows = rows.astype(np.int64)
+        return Embeddings(self.vectors[rows], self.items.iloc[rows].reset_index(drop=True), self.encoder,
                           self.skipped, self.stats, self.store_dir, self.inputs, self.source_options)
 
 
@@ -175,7 +178,7 @@ def encode_items(items: Sequence[Item], enc: Encoder, st: EmbeddingStore, opts: 
     """Encode ``items`` and append them to ``st`` in chunks; return the items that failed to decode."""
     import torch
 
-    from .loader import DecodeDataset, collate_rows, worker_init
+    from .loader import DecodeDataset, collate_rows, opencv_threads, worker_init
 
     dev = resolve_device(device)
     cuda = dev.startswith("cuda")
@@ -188,6 +191,8 @@ def encode_items(items: Sequence[Item], enc: Encoder, st: EmbeddingStore, opts: 
         pin_memory=False, worker_init_fn=worker_init, persistent_workers=False,
         prefetch_factor=4 if n_workers else None,
     )
+    # OpenCV's thread pool does not survive fork(): used in this process before, it hangs the workers
+    cv_threads = opencv_threads(1) if n_workers else None
     failed: list[Skipped] = []
     rows: list[dict] = []
     vecs: list[np.ndarray] = []
@@ -210,4 +215,6 @@ def encode_items(items: Sequence[Item], enc: Encoder, st: EmbeddingStore, opts: 
                 rows, vecs, last_flush = [], [], time.perf_counter()
     if rows:
         st.append(rows, np.concatenate(vecs))
+    if cv_threads is not None:
+        opencv_threads(cv_threads)
     return failed

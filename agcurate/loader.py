@@ -31,6 +31,15 @@ def collate_rows(batch: list[dict]) -> list[dict]:
     return batch
 
 
+def opencv_threads(n: int) -> int:
+    """Set OpenCV's thread count and return the previous one (1 before forking decode workers)."""
+    import cv2
+
+    prev = cv2.getNumThreads()
+    cv2.setNumThreads(n)
+    return prev
+
+
 def worker_init(_worker_id: int) -> None:
     """One thread per decode worker: the cores belong to the model."""
     import cv2

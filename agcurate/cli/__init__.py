@@ -37,9 +37,9 @@ def _root(
 
 
 def _register_all() -> None:
-    from . import dedup, embed, search
+    from . import cluster, dedup, embed, frames, outliers, search
 
-    for module in (embed, dedup, search):
+    for module in (embed, dedup, search, frames, outliers, cluster):
         module.register(app)
 
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import functools
+import inspect
 import os
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -33,7 +35,27 @@ WorkersOpt = Annotated[Optional[int], typer.Option("--workers", min=0, help="Dec
 ImageSizeOpt = Annotated[Optional[int], typer.Option("--image-size", min=16, help="Encoder input size in pixels (default: the model's).")]
 StoreOpt = Annotated[Optional[Path], typer.Option("--store", envvar="AGCURATE_STORE", help="Embedding store folder (default ~/.cache/agcurate).")]
 BackendOpt = Annotated[str, typer.Option("--backend", help="auto (ONNX Runtime on CPU, torch on CUDA), torch or onnx.")]
+FpsOpt = Annotated[Optional[float], typer.Option(
+    "--fps", min=0.0, help="Video frames sampled per second of video (default 2; 0 = every frame).")]
 OutOpt = Annotated[Path, typer.Option("--out", "-o", help="Folder for CSV and HTML outputs.")]
+TileOpt = Annotated[Optional[int], typer.Option("--tile", min=8, help="Cut images and rasters into SIZE x SIZE tiles, each its own item.")]
+StrideOpt = Annotated[Optional[int], typer.Option("--stride", min=1, help="Step between tiles in pixels (default: the tile size; smaller overlaps).")]
+BandsOpt = Annotated[Optional[str], typer.Option("--bands", help="Raster bands to show the encoder, by name or 1-based index: B04,B03,B02 or 3,2,1 (default: true colour).")]
+StretchOpt = Annotated[Optional[str], typer.Option("--stretch", help="Clip range LO,HI that scales raster values to 8 bits (default: 0,3000 for 16-bit, 0,0.3 for float).")]
+
+
+def source_options(tile: int | None = None, stride: int | None = None, bands: str | None = None,
+                   stretch: str | None = None, fps: float | None = None):
+    """The ``SourceOptions`` of the common --tile/--stride/--bands/--stretch/--fps flags (None when
+    all unset, so a command without PATH reuses the options of the last ``embed``)."""
+    from ..errors import AgcurateError
+    from ..sources import SourceOptions
+
+    if stride is not None and tile is None:
+        raise AgcurateError("--stride needs --tile")
+    if tile is None and bands is None and stretch is None and fps is None:
+        return None
+    return SourceOptions(tile=tile, stride=stride, bands=bands, stretch=stretch, fps=fps)
 
 
 def console(stderr: bool = False):
@@ -65,15 +87,73 @@ def command(app: typer.Typer, name: str | None = None, **kwargs):
     return deco
 
 
+@dataclass
+class EmbedOptions:
+    """The embedding flags every embedding command shares (see ``embed_options``)."""
+
+    model: str = "lite0"
+    weights: Path | None = None
+    device: str = "auto"
+    batch_size: int | None = None
+    workers: int | None = None
+    image_size: int | None = None
+    store: Path | None = None
+    backend: str = "auto"
+    tile: int | None = None
+    stride: int | None = None
+    bands: str | None = None
+    stretch: str | None = None
+
+    def sources(self, fps: float | None = None):
+        """SourceOptions of the tile/band flags (None when none is set: reuse the last embed's)."""
+        return source_options(self.tile, self.stride, self.bands, self.stretch, fps=fps)
+
+    def embed(self, paths, *, source_options=None, quiet: bool = False, remember: bool = True):
+        """Embed ``paths`` (None: the last collection) with these options; see ``run_embed``."""
+        kw = {k: v for k, v in asdict(self).items() if k not in ("tile", "stride", "bands", "stretch")}
+        opts = source_options if source_options is not None else self.sources()
+        return run_embed(paths, source_options=opts, quiet=quiet, remember=remember, **kw)
+
+
+_EMBED_FLAGS = (("model", ModelOpt, "lite0"), ("weights", WeightsOpt, None), ("device", DeviceOpt, "auto"),
+                ("batch_size", BatchOpt, None), ("workers", WorkersOpt, None), ("image_size", ImageSizeOpt, None),
+                ("store", StoreOpt, None), ("backend", BackendOpt, "auto"))
+_RASTER_FLAGS = (("tile", TileOpt, None), ("stride", StrideOpt, None), ("bands", BandsOpt, None),
+                 ("stretch", StretchOpt, None))
+
+
+def embed_options(raster: bool = True):
+    """Give a command the shared embedding flags (``--model`` ... ``--backend``, and with ``raster``
+    ``--tile/--stride/--bands/--stretch``); the command receives them as ``opts: EmbedOptions``."""
+    flags = _EMBED_FLAGS + (_RASTER_FLAGS if raster else ())
+
+    def deco(fn):
+        sig = inspect.signature(fn, eval_str=True)  # typer needs the Annotated objects, not strings
+        own = [p for p in sig.parameters.values() if p.name != "opts"]
+        extra = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=ann)
+                 for name, ann, default in flags]
+
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            shared = {name: kwargs.pop(name) for name, _, _ in flags if name in kwargs}
+            return fn(*args, opts=EmbedOptions(**shared), **kwargs)
+
+        wrapper.__signature__ = sig.replace(parameters=own + extra)
+        wrapper.__annotations__ = {**{p.name: p.annotation for p in own}, **{name: ann for name, ann, _ in flags}}
+        return wrapper
+
+    return deco
+
+
 def run_embed(paths: list[Path] | None, *, model: str, weights: Path | None, device: str,
               batch_size: int | None, workers: int | None, image_size: int | None, store: Path | None,
-              source_options=None, quiet: bool = False, backend: str = "auto"):
+              source_options=None, quiet: bool = False, backend: str = "auto", remember: bool = True):
     """Embed (or read from the store) the command's input and report skipped files briefly."""
     from ..embedding import embed
 
     emb = embed(paths or None, model, device=device, batch_size=batch_size, workers=workers,
                 image_size=image_size, store=store, weights=str(weights) if weights else None,
-                source_options=source_options, backend=backend)
+                source_options=source_options, backend=backend, remember=remember)
     if not quiet:
         note = console(stderr=True)
         s = emb.stats

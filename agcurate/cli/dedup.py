@@ -7,9 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..encoders import DEFAULT_MODEL
-from .common import (DEFAULT_OUT, BackendOpt, BatchOpt, DeviceOpt, ImageSizeOpt, ModelOpt, OutOpt, PathsArg, StoreOpt,
-                     WeightsOpt, WorkersOpt, command, console, run_embed)
+from .common import DEFAULT_OUT, EmbedOptions, OutOpt, PathsArg, command, console, embed_options
 
 KEEP_HELP = "Which file of a group to keep: largest (most pixels, then bytes), sharpest, or first (path order)."
 
@@ -30,6 +28,7 @@ def _file_sizes(items) -> list[int]:
 
 def register(app: typer.Typer) -> None:
     @command(app, "dedup")
+    @embed_options()
     def dedup_cmd(
         paths: PathsArg = None,
         threshold: Annotated[Optional[float], typer.Option(
@@ -47,14 +46,7 @@ def register(app: typer.Typer) -> None:
                  "passes, cached); finds turned copies the plain embedding misses.")] = False,
         verify: Annotated[bool, typer.Option(
             "--verify/--no-verify", help="Check candidate pairs pixel by pixel (keypoints + alignment).")] = True,
-        model: ModelOpt = DEFAULT_MODEL,
-        weights: WeightsOpt = None,
-        device: DeviceOpt = "auto",
-        batch_size: BatchOpt = None,
-        workers: WorkersOpt = None,
-        image_size: ImageSizeOpt = None,
-        store: StoreOpt = None,
-        backend: BackendOpt = "auto",
+        opts: EmbedOptions = None,
     ) -> None:
         """Find exact and near-duplicate images; write duplicates.csv and dedup.html (files untouched
         unless --move-to)."""
@@ -69,14 +61,13 @@ def register(app: typer.Typer) -> None:
             raise typer.BadParameter(f"must be one of {', '.join(KEEP_POLICIES)}", param_hint="--keep")
         if threshold is None:
             threshold = DEFAULT_THRESHOLD if verify else 0.95
-        emb = run_embed(paths, model=model, weights=weights, device=device, batch_size=batch_size,
-                        workers=workers, image_size=image_size, store=store, backend=backend)
+        emb = opts.embed(paths)
         turned = None
         if rotations and verify and len(emb) > 1:
             from ..rotations import turned_vectors
 
-            turned = turned_vectors(emb, device=device, batch_size=batch_size, workers=workers, store=store,
-                                    backend=backend)
+            turned = turned_vectors(emb, device=opts.device, batch_size=opts.batch_size, workers=opts.workers,
+                                    store=opts.store)
         items = emb.items.copy()
         items["bytes"] = _file_sizes(items)
         result = find_duplicates(emb.vectors, items, threshold=threshold, keep=keep, verify=verify,

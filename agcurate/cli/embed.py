@@ -4,33 +4,18 @@ from __future__ import annotations
 
 import typer
 
-from ..encoders import DEFAULT_MODEL
-from .common import (BackendOpt, BatchOpt, DeviceOpt, ImageSizeOpt, ModelOpt, PathsArg, StoreOpt, WeightsOpt,
-                     WorkersOpt, command, console, print_skipped)
+from .common import EmbedOptions, FpsOpt, PathsArg, command, console, embed_options, print_skipped
 
 
 def register(app: typer.Typer) -> None:
     @command(app, "embed")
-    def embed_cmd(
-        paths: PathsArg = None,
-        model: ModelOpt = DEFAULT_MODEL,
-        weights: WeightsOpt = None,
-        device: DeviceOpt = "auto",
-        batch_size: BatchOpt = None,
-        workers: WorkersOpt = None,
-        image_size: ImageSizeOpt = None,
-        store: StoreOpt = None,
-        backend: BackendOpt = "auto",
-    ) -> None:
-        """Embed images into the cached store (only new or changed files are encoded)."""
+    @embed_options()
+    def embed_cmd(paths: PathsArg = None, fps: FpsOpt = None, opts: EmbedOptions = None) -> None:
+        """Embed images and video frames into the cached store (only new or changed files are encoded)."""
         from rich.markup import escape
         from rich.table import Table
 
-        from ..embedding import embed
-
-        emb = embed(paths or None, model, device=device, batch_size=batch_size, workers=workers,
-                    image_size=image_size, store=store, weights=str(weights) if weights else None,
-                    backend=backend)
+        emb = opts.embed(paths, source_options=opts.sources(fps=fps), quiet=True)
         s = emb.stats
         table = Table(title=f"agcurate embed · {escape(emb.encoder.name)}", show_header=False)
         table.add_column(style="bold")

@@ -7,13 +7,12 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..encoders import DEFAULT_MODEL
-from .common import (DEFAULT_OUT, BackendOpt, BatchOpt, DeviceOpt, ImageSizeOpt, ModelOpt, OutOpt, StoreOpt, WeightsOpt,
-                     WorkersOpt, command, console, run_embed)
+from .common import DEFAULT_OUT, EmbedOptions, OutOpt, command, console, embed_options
 
 
 def register(app: typer.Typer) -> None:
     @command(app, "search")
+    @embed_options()
     def search_cmd(
         queries: Annotated[list[Path], typer.Argument(help="Query images, or folders of them.", show_default=False)],
         in_: Annotated[Optional[list[Path]], typer.Option(
@@ -21,14 +20,7 @@ def register(app: typer.Typer) -> None:
                          "`agcurate embed` collection.")] = None,
         k: Annotated[int, typer.Option("-k", "--k", min=1, help="Matches per query.")] = 10,
         out: OutOpt = DEFAULT_OUT,
-        model: ModelOpt = DEFAULT_MODEL,
-        weights: WeightsOpt = None,
-        device: DeviceOpt = "auto",
-        batch_size: BatchOpt = None,
-        workers: WorkersOpt = None,
-        image_size: ImageSizeOpt = None,
-        store: StoreOpt = None,
-        backend: BackendOpt = "auto",
+        opts: EmbedOptions = None,
     ) -> None:
         """Find the k most similar items in a collection for each query image; write matches.csv and
         search.html."""
@@ -40,11 +32,10 @@ def register(app: typer.Typer) -> None:
         from ..report import write_csv
         from ..report.pages import write_search_page
 
-        coll = run_embed(in_, model=model, weights=weights, device=device, batch_size=batch_size,
-                         workers=workers, image_size=image_size, store=store, backend=backend)
+        coll = opts.embed(in_)
         # queries go through the collection's own encoder (also when --in was omitted)
-        q = embed(queries, encoder=coll.encoder, device=device, batch_size=batch_size, workers=workers,
-                  store=store, remember=False, backend=backend)
+        q = embed(queries, encoder=coll.encoder, device=opts.device, batch_size=opts.batch_size,
+                  workers=opts.workers, store=opts.store, remember=False, backend=opts.backend)
         matches = search(q.vectors, coll.vectors, coll.items, k=k, query_keys=q.keys)
         matches["query"] = [q.paths[i] for i in matches["query_index"]]
         out = Path(out)

@@ -10,6 +10,8 @@ from ..errors import SourceError
 from ..items import Item
 from .base import Decoded, Source, SourceOptions
 from .images import ImageSource
+from .raster import RasterSource
+from .video import VideoSource
 from .sniff import HEAD_BYTES, IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, sniff
 
 __all__ = [
@@ -38,7 +40,7 @@ class Discovery:
 
 def get_sources(min_side: int | None = None) -> list[Source]:
     """All sources, most specific first. Optional sources register only when their library imports."""
-    return [ImageSource(min_side=min_side)]
+    return [RasterSource(), ImageSource(min_side=min_side), VideoSource()]
 
 
 def discover(paths: Iterable[str | Path], opts: SourceOptions | None = None,

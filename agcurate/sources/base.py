@@ -16,13 +16,17 @@ class SourceOptions:
     """Options that change which items a path yields or what their pixels look like.
 
     ``tile``/``stride`` cut large images into a grid of windows, ``bands`` picks raster bands and
-    ``fps`` sets how densely videos are sampled. Every source reads the fields it understands.
+    ``fps`` sets how densely videos are sampled; ``skip_static`` drops a video sample that looks
+    the same as the previous one and is not sharper. ``stretch`` ("LO,HI") is the clip range that
+    scales raster values to 8 bits. Every source reads the fields it understands.
     """
 
     tile: int | None = None
     stride: int | None = None
     bands: str | None = None
     fps: float | None = None
+    stretch: str | None = None
+    skip_static: bool = False
 
 
 @dataclass
@@ -40,6 +44,19 @@ class Decoded:
     nodata: np.ndarray | None = None
     content_hash: str = ""
     size: tuple[int, int] | None = None  # original (width, height) when decoded at reduced scale
+
+
+def read_error(exc: Exception) -> str:
+    """The message for a decode failure: an ``OSError``'s reason, else the exception's own text."""
+    if isinstance(exc, OSError):
+        return f"cannot read file: {exc.strerror or exc}"
+    return str(exc)
+
+
+def all_failed(items: Sequence[Item], exc: Exception) -> Iterator[Decoded]:
+    """One failed ``Decoded`` per item, when a whole file (group) cannot be opened."""
+    for it in items:
+        yield Decoded(it, error=read_error(exc))
 
 
 class Source:

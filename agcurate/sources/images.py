@@ -12,8 +12,9 @@ import numpy as np
 
 from ..errors import SourceError
 from ..items import Item, file_fingerprint
-from .base import Decoded, Source, SourceOptions
+from .base import Decoded, Source, SourceOptions, all_failed
 from .sniff import IMAGE_FORMATS
+from .tiling import nodata_reason, tile_windows
 
 MAX_PIXELS = 1_000_000_000  # refuse (and report) images above a gigapixel; use --tile for those
 ALPHA_BACKGROUND = 255  # transparent pixels are shown over white, as a viewer shows them
@@ -143,9 +144,17 @@ class ImageSource(Source):
         self.min_side = min_side
 
     def items(self, path: Path, opts: SourceOptions) -> list[Item]:
-        return [Item(path=str(path), kind="image", fingerprint=file_fingerprint(path))]
+        fp = file_fingerprint(path)
+        if not opts.tile:
+            return [Item(path=str(path), kind="image", fingerprint=fp)]
+        width, height = image_size(path)
+        return [Item(path=str(path), kind="tile", window=win, fingerprint=fp)
+                for win in tile_windows(width, height, opts.tile, opts.stride)]
 
     def read(self, items: Sequence[Item], opts: SourceOptions) -> Iterator[Decoded]:
+        if any(it.window is not None for it in items):
+            yield from self._read_tiles(items)
+            return
         for item in items:
             try:
                 data = Path(item.path).read_bytes()
@@ -158,3 +167,39 @@ class ImageSource(Source):
                 continue
             yield Decoded(item, rgb=rgb, size=size,
                           content_hash=hashlib.blake2b(data, digest_size=16).hexdigest())
+
+    def _read_tiles(self, items: Sequence[Item]) -> Iterator[Decoded]:
+        """Decode the photo once at full size and cut every tile's window out of it."""
+        try:
+            rgb, _ = decode_image(Path(items[0].path).read_bytes(), None)
+        except (SourceError, OSError) as exc:
+            yield from all_failed(items, exc)
+            return
+        for it in items:
+            x, y, w, h = it.window if it.window is not None else (0, 0, rgb.shape[1], rgb.shape[0])
+            tile = np.ascontiguousarray(rgb[y:y + h, x:x + w])
+            if tile.shape[:2] != (h, w):
+                yield Decoded(it, error=f"window {it.window_str} lies outside the image")
+                continue
+            nodata = ~tile.any(axis=2)
+            reason = nodata_reason(nodata)
+            if reason:
+                yield Decoded(it, error=reason, nodata=nodata)
+                continue
+            yield Decoded(it, rgb=tile, nodata=nodata, size=(w, h))
+
+
+def image_size(path: Path) -> tuple[int, int]:
+    """(width, height) of an image as shown, i.e. after its EXIF orientation, from the header only."""
+    from PIL import Image
+
+    Image.MAX_IMAGE_PIXELS = None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(path) as img:
+                w, h = img.size
+                orientation = img.getexif().get(0x0112, 1)
+    except Exception as exc:  # noqa: BLE001 - Pillow raises many types
+        raise SourceError(f"cannot read image header: {exc}") from exc
+    return (h, w) if orientation in (5, 6, 7, 8) else (w, h)

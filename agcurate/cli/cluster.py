@@ -1,0 +1,79 @@
+"""``agcurate cluster``: clusters, a 2-D map and (with ``--report``) the HTML report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from .common import DEFAULT_OUT, EmbedOptions, OutOpt, PathsArg, command, console, embed_options
+
+MinClusterSizeOpt = Annotated[Optional[int], typer.Option(
+    "--min-cluster-size", min=2, help="Smallest group called a cluster (default: about sqrt(items), at least 5).")]
+ReportOpt = Annotated[bool, typer.Option("--report/--no-report", help="Also write DIR/report.html (map, galleries, duplicates, outliers).")]
+ReductionOpt = Annotated[str, typer.Option("--reduction", help="Space HDBSCAN clusters in: umap (default) or pca.")]
+DimsOpt = Annotated[int, typer.Option("--dims", min=3, help="Dimensions of that space.")]
+MinSamplesOpt = Annotated[Optional[int], typer.Option("--min-samples", min=1, help="HDBSCAN min_samples (default 3).")]
+AssignNoiseOpt = Annotated[bool, typer.Option("--assign-noise", help="Put every noise item into the cluster of its nearest clustered neighbours.")]
+SeedOpt = Annotated[int, typer.Option("--seed", help="Random seed (same seed and input give the same clusters.csv).")]
+
+
+def register(app: typer.Typer) -> None:
+    @command(app, "cluster")
+    @embed_options()
+    def cluster_cmd(
+        paths: PathsArg = None,
+        min_cluster_size: MinClusterSizeOpt = None,
+        report: ReportOpt = False,
+        out: OutOpt = DEFAULT_OUT,
+        reduction: ReductionOpt = "umap",
+        dims: DimsOpt = 10,
+        min_samples: MinSamplesOpt = None,
+        assign_noise: AssignNoiseOpt = False,
+        seed: SeedOpt = 0,
+        opts: EmbedOptions = None,
+    ) -> None:
+        """Group the collection into clusters and lay it out on a map; writes clusters.csv (+ report.html)."""
+        from rich.markup import escape
+        from rich.table import Table
+
+        from ..errors import AgcurateError
+        from ..ops.cluster import REDUCTIONS, cluster, clusters_csv, summary
+        from ..report import write_csv
+
+        if reduction not in REDUCTIONS:
+            raise AgcurateError(f"--reduction must be one of {', '.join(REDUCTIONS)}, not {reduction!r}")
+        emb = opts.embed(paths)
+        table = cluster(emb.vectors, min_cluster_size=min_cluster_size, min_samples=min_samples,
+                        reduction=reduction, dims=dims, seed=seed, assign_noise=assign_noise)
+        out = Path(out)
+        csv_path = write_csv(clusters_csv(table, emb.items), out / "clusters.csv")
+        report_path = None
+        if report:
+            from dataclasses import asdict
+
+            from ..report.cluster import write_cluster_report
+
+            params = {"model": emb.encoder.name, **asdict(table.attrs["params"])}
+            report_path = write_cluster_report(out, emb.items, table, params=params)
+
+        s = summary(table)
+        p = table.attrs["params"]
+        con = console()
+        head = Table(title=f"agcurate cluster · {escape(emb.encoder.name)}", show_header=False)
+        head.add_column(style="bold")
+        head.add_column(justify="right")
+        head.add_row("items", f"{s['items']:,}")
+        head.add_row("clusters", f"{s['clusters']:,}")
+        head.add_row("noise", f"{s['noise']:,} ({100 * s['noise_share']:.1f}%)")
+        head.add_row("min cluster size", f"{p.min_cluster_size}")
+        head.add_row("clustered in", f"{p.reduction} {p.dims}-D")
+        con.print(head)
+        if s["sizes"]:
+            shown = ", ".join(f"{i}: {n:,}" for i, n in enumerate(s["sizes"][:20]))
+            more = f" ... ({len(s['sizes']) - 20} more)" if len(s["sizes"]) > 20 else ""
+            con.print(f"cluster sizes: {shown}{more}")
+        con.print(f"wrote {escape(str(csv_path))}")
+        if report_path is not None:
+            con.print(f"wrote {escape(str(report_path))}")

@@ -1,0 +1,62 @@
+"""``agcurate frames``: keyframes of videos as JPEG + CSV + contact sheet."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from ..ops.frames import DEFAULT_THRESHOLD
+from .common import DEFAULT_OUT, EmbedOptions, FpsOpt, OutOpt, command, console, embed_options, print_skipped
+
+VideosArg = Annotated[
+    Optional[list[Path]],
+    typer.Argument(help="Video files or folders of videos (recursive). Omit to reuse the last `agcurate embed` "
+                        "collection.", show_default=False),
+]
+
+
+def register(app: typer.Typer) -> None:
+    @command(app, "frames")
+    @embed_options(raster=False)
+    def frames_cmd(
+        videos: VideosArg = None,
+        fps: FpsOpt = None,
+        threshold: Annotated[float, typer.Option(
+            "--threshold", "-t", min=-1.0, max=1.0,
+            help="Cosine similarity at which two frames show the same thing: higher keeps more frames.",
+        )] = DEFAULT_THRESHOLD,
+        all_samples: Annotated[bool, typer.Option(
+            "--all-samples", help="Embed every sample, also those that look the same as the one before.")] = False,
+        out: OutOpt = DEFAULT_OUT,
+        opts: EmbedOptions = None,
+    ) -> None:
+        """Keep one sharp frame per distinct thing a video shows (static holds once, repeated shots never)."""
+        from rich.markup import escape
+        from rich.table import Table
+
+        from ..keyframes import format_time, keyframes
+
+        res = keyframes(videos or None, out=out, fps=fps, threshold=threshold, skip_static=not all_samples,
+                        model=opts.model, weights=str(opts.weights) if opts.weights else None, device=opts.device,
+                        batch_size=opts.batch_size, workers=opts.workers, image_size=opts.image_size,
+                        store=opts.store, backend=opts.backend)
+        emb = res.embeddings
+        table = Table(title=f"agcurate frames · {escape(emb.encoder.name)}")
+        for col, just in (("video", "left"), ("duration", "right"), ("sampled", "right"),
+                          ("runs", "right"), ("repeats", "right"), ("keyframes", "right")):
+            table.add_column(col, justify=just)
+        for v in res.videos:
+            seg = v.table.groupby("segment")["repeat"].first()
+            table.add_row(escape(Path(v.path).name), format_time(v.duration_s), f"{len(v.table):,}",
+                          f"{len(seg):,}", f"{int(seg.sum()):,}", f"{int(v.table['keep'].sum()):,}")
+        c = console()
+        c.print(table)
+        s = emb.stats
+        rate = f", {res.duration_s / s.seconds:.1f}x real time" if s.seconds > 0 and s.encoded else ""
+        c.print(f"{res.n_kept} keyframes from {res.n_sampled} sampled frames ({s.encoded} newly encoded, "
+                f"{s.cached} from cache{rate})")
+        print_skipped(emb, c)
+        c.print(f"wrote {escape(str(res.csv))}, {escape(str(res.html))} and {len(res.written)} JPEG(s) under "
+                f"{escape(str(Path(out) / 'frames'))}")

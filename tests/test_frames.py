@@ -1,0 +1,205 @@
+"""Keyframes: the pure selection on known vectors, then real videos spliced from real photos,
+the CLI in-process and the contact sheet in a real browser."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from agcurate.cli import app
+from agcurate.ops.frames import select_keyframes
+from videokit import SHARP_AT, pan, photo, story, write_video
+
+# --- the pure function on hand-made vectors --------------------------------------------------------
+
+
+def _run(rng, base: np.ndarray, n: int, noise: float = 0.05) -> np.ndarray:
+    v = base[None, :] + rng.normal(0, noise, (n, base.size))
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def _table(vectors, sharp=None):
+    n = len(vectors)
+    return pd.DataFrame({"frame": np.arange(n) * 5, "time_s": np.arange(n) * 0.5,
+                         "sharpness": np.ones(n) if sharp is None else sharp})
+
+
+def test_select_keyframes_known_structure():
+    rng = np.random.default_rng(0)
+    e = np.eye(16)
+    parts = [("A", e[0]), ("B", e[1]), ("hold", e[2]), ("C", e[3]), ("A2", e[0]), ("D", e[4])]
+    vecs = np.concatenate([_run(rng, b, 6) for _, b in parts])
+    names = np.repeat([p for p, _ in parts], 6)
+    sharp = np.ones(len(vecs))
+    sharp[2 * 6 + 4] = 50.0  # the one sharp frame of the hold
+    sharp[0 * 6 + 2] = 9.0   # ... and of shot A
+    res = select_keyframes(vecs, _table(vecs, sharp), threshold=0.75)
+    kept = names[res["keep"].to_numpy()].tolist()
+    assert kept == ["A", "B", "hold", "C", "D"]                    # one each, nothing from A again
+    assert res.loc[res["keep"], "frame"].tolist()[0] == 2 * 5      # sharpest of A
+    assert res.loc[res["keep"], "frame"].tolist()[2] == (2 * 6 + 4) * 5
+    a2 = res[names == "A2"]
+    assert a2["repeat"].all() and (a2["shot"] == 0).all()          # compared with A, four runs back
+    assert res["segment"].tolist() == sorted(res["segment"].tolist())
+    assert res.loc[res["keep"], "score"].min() > 0.5               # keyframes are far from each other
+    assert res.loc[~res["keep"], "score"].max() < 0.25             # dropped frames are near a keyframe
+
+
+def test_select_keyframes_slow_drift_keeps_both_ends():
+    # a camera panning from one scene to another: no cut, but the end shows something new
+    t = np.linspace(0, np.pi / 2, 30)
+    vecs = np.stack([np.cos(t), np.sin(t)] + [np.zeros(30)] * 6, axis=1)
+    res = select_keyframes(vecs, _table(vecs), threshold=0.9)
+    assert 2 <= res["keep"].sum() <= 4
+    assert res.loc[~res["keep"], "score"].max() < 0.15             # every frame is near some keyframe
+
+
+def test_select_keyframes_edge_cases():
+    empty = select_keyframes(np.zeros((0, 8), np.float32), _table(np.zeros((0, 8))))
+    assert list(empty.columns) == ["frame", "time_s", "segment", "shot", "repeat", "keep", "score"]
+    assert len(empty) == 0
+    one = select_keyframes(np.eye(8)[:1], pd.DataFrame({"frame": [7], "time_s": [0.7]}))
+    assert one["keep"].tolist() == [True] and one["score"].tolist() == [1.0]
+    # unsorted input rows: the result follows the input order
+    rng = np.random.default_rng(1)
+    vecs = np.concatenate([_run(rng, np.eye(8)[0], 3), _run(rng, np.eye(8)[1], 3)])
+    tab = _table(vecs).iloc[::-1].reset_index(drop=True)
+    res = select_keyframes(vecs[::-1], tab)
+    assert res["frame"].tolist() == tab["frame"].tolist()
+    assert res["keep"].sum() == 2 and res.loc[res["frame"] == 0, "segment"].item() == 0
+
+
+# --- real videos spliced from real photos -------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def story_video(tmp_path_factory):
+    """Shots A, B, a blurred static hold with one sharp frame, C, A again, D (6 s at 10 fps)."""
+    return story(tmp_path_factory.mktemp("story") / "story.mp4")
+
+
+@pytest.fixture(scope="module")
+def warm_store(tmp_path_factory, story_video):
+    """A store that already holds the story's frames sampled at 5 fps (embedded once per module)."""
+    import agcurate
+    from agcurate.sources import SourceOptions
+
+    root = tmp_path_factory.mktemp("frames-store")
+    agcurate.embed([story_video[0]], store=root, workers=0, progress=False, remember=False,
+                   source_options=SourceOptions(fps=5))
+    return root
+
+
+def test_keyframes_of_a_spliced_video(story_video, warm_store, tmp_path):
+    from agcurate.keyframes import keyframes
+
+    video, shots = story_video
+    res = keyframes([video], out=tmp_path / "out", fps=5, store=warm_store, workers=0)
+    assert res.embeddings.stats.encoded == 0                       # every sample came from the store
+    (v,) = res.videos
+    kept = v.kept["frame"].tolist()
+    per_shot = {name: sum(f in rng for f in kept) for name, rng in shots.items()}
+    assert per_shot == {"A": 1, "B": 1, "hold": 1, "C": 1, "A2": 0, "D": 1}
+    assert shots["hold"][SHARP_AT] in kept                         # the sharp frame of the blurred hold
+    assert v.table.loc[v.table["frame"].isin(shots["A2"]), "repeat"].all()
+    csv = pd.read_csv(tmp_path / "out" / "frames.csv")
+    assert list(csv.columns[:4]) == ["frame", "time_s", "path", "score"]
+    assert csv["frame"].tolist() == kept
+    assert np.allclose(csv["time_s"], csv["frame"] / 10.0)
+    for p in csv["path"]:
+        assert Path(p).is_file() and Path(p).parent == tmp_path / "out" / "frames"
+    from PIL import Image
+
+    with Image.open(csv["path"][0]) as im:
+        assert im.size == (160, 90) and im.format == "JPEG"
+
+
+def test_cli_frames_twice_same_csv_and_contact_sheet(story_video, warm_store, tmp_path, page, artifacts):
+    video, shots = story_video
+    out = tmp_path / "out"
+    args = ["frames", str(video), "--fps", "5", "--out", str(out), "--store", str(warm_store), "--workers", "0"]
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 0, r.output
+    assert "5 keyframes from 28 sampled frames" in r.output      # 2 static copies in the hold not embedded
+    first = (out / "frames.csv").read_text()
+    (out / "frames" / "frame_000999.jpg").write_bytes(b"not ours")   # a file we did not write stays
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 0, r.output
+    assert (out / "frames.csv").read_text() == first
+    assert (out / "frames" / "frame_000999.jpg").exists()
+    assert len(list((out / "frames").glob("*.jpg"))) == 6
+
+    page.goto((out / "frames.html").as_uri())
+    page.wait_for_load_state("load")
+    assert page.agcurate_errors == []
+    imgs = page.locator("figure.keyframe img")
+    assert imgs.count() == 5
+    assert page.evaluate("Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)")
+    caption = page.locator("figure.keyframe figcaption").nth(2).inner_text()
+    assert "00:02.40" in caption and "frame 24" in caption          # the hold's sharp frame at 2.4 s
+    assert page.locator(".timeline span.repeat").count() == 1
+    page.screenshot(path=str(artifacts / "frames-contact-sheet.png"), full_page=True)
+
+
+def test_cli_folder_of_videos_gets_a_subfolder_each(story_video, warm_store, tmp_path):
+    video, _ = story_video
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    shutil.copy(video, folder / "story.mp4")
+    write_video(folder / "odd <name>.avi", pan(photo("rocket"), 10), fourcc="MJPG")
+    (folder / "notes.txt").write_text("not a video")
+    out = tmp_path / "out"
+    r = CliRunner().invoke(app, ["frames", str(folder), "--fps", "5", "--out", str(out),
+                                 "--store", str(tmp_path / "st"), "--workers", "0"])
+    assert r.exit_code == 0, r.output
+    csv = pd.read_csv(out / "frames.csv")
+    assert {Path(p).parent.name for p in csv["path"]} == {"story.mp4", "odd_name_.avi"}
+    assert (csv["video"].map(lambda p: Path(p).name) == "odd <name>.avi").sum() == 1
+    html = (out / "frames.html").read_text()
+    assert "odd &lt;name&gt;.avi" in html and "odd <name>" not in html
+
+
+def test_cli_frames_bad_input(tmp_path, store):
+    (tmp_path / "empty.mp4").write_bytes(b"")
+    (tmp_path / "junk.mp4").write_bytes(b"\x00\x00\x00\x18ftypisom" + b"\x01" * 300)
+    r = CliRunner().invoke(app, ["frames", str(tmp_path), "--store", str(store), "--out", str(tmp_path / "o")])
+    assert r.exit_code == 2
+    assert "empty.mp4: empty file" in r.output or "junk.mp4" in r.output
+    assert "Traceback" not in r.output
+    assert not (tmp_path / "o" / "frames.csv").exists()
+
+
+def test_frames_without_any_video_says_so(tmp_path, store, examples_dir):
+    from agcurate.errors import NoUsableInputError
+    from agcurate.keyframes import keyframes
+
+    img = tmp_path / "imgs"
+    img.mkdir()
+    shutil.copy(examples_dir / "Forest_1.jpg", img)
+    with pytest.raises(NoUsableInputError, match="no video found"):
+        keyframes([img], out=tmp_path / "o", store=store, workers=0)
+
+
+@pytest.mark.slow
+def test_example_video_of_the_readme(tmp_path, store):
+    # examples/videos/intel-shots.mp4: parking 0-74, bottles 75-149, hall 150-224, parking again 225-299, signer 300-349
+    from agcurate.keyframes import keyframes
+
+    video = Path(__file__).resolve().parents[1] / "examples" / "videos" / "intel-shots.mp4"
+    res = keyframes([video], out=tmp_path / "out", store=store, workers=0)
+    kept = res.videos[0].kept["frame"].tolist()
+    shots = [range(0, 75), range(75, 150), range(150, 225), range(225, 300), range(300, 350)]
+    assert [sum(f in s for f in kept) for s in shots] == [1, 1, 1, 0, 1]
+
+
+def test_cli_frames_without_paths_uses_the_last_embedded_collection(story_video, warm_store, tmp_path):
+    video, _ = story_video
+    r = CliRunner().invoke(app, ["embed", str(video), "--fps", "5", "--store", str(warm_store)])
+    assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(app, ["frames", "--store", str(warm_store), "--out", str(tmp_path / "o")])
+    assert r.exit_code == 0, r.output
+    assert "5 keyframes from 28 sampled frames (0 newly encoded" in r.output
