@@ -7,7 +7,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from .common import DEFAULT_OUT, EmbedOptions, OutOpt, PathsArg, command, console, embed_options
+from .common import (DEFAULT_OUT, EmbedOptions, OutOpt, PathsArg, command, console, embed_options,
+                     key_value_table)
 
 MinClusterSizeOpt = Annotated[Optional[int], typer.Option(
     "--min-cluster-size", min=2, help="Smallest group called a cluster (default: about sqrt(items), at least 5).")]
@@ -36,7 +37,6 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Group the collection into clusters and lay it out on a map; writes clusters.csv (+ report.html)."""
         from rich.markup import escape
-        from rich.table import Table
 
         from ..errors import AgcurateError
         from ..ops.cluster import REDUCTIONS, cluster, clusters_csv, summary
@@ -61,15 +61,10 @@ def register(app: typer.Typer) -> None:
         s = summary(table)
         p = table.attrs["params"]
         con = console()
-        head = Table(title=f"agcurate cluster · {escape(emb.encoder.name)}", show_header=False)
-        head.add_column(style="bold")
-        head.add_column(justify="right")
-        head.add_row("items", f"{s['items']:,}")
-        head.add_row("clusters", f"{s['clusters']:,}")
-        head.add_row("noise", f"{s['noise']:,} ({100 * s['noise_share']:.1f}%)")
-        head.add_row("min cluster size", f"{p.min_cluster_size}")
-        head.add_row("clustered in", f"{p.reduction} {p.dims}-D")
-        con.print(head)
+        con.print(key_value_table(f"agcurate cluster · {emb.encoder.name}", [
+            ("items", f"{s['items']:,}"), ("clusters", f"{s['clusters']:,}"),
+            ("noise", f"{s['noise']:,} ({100 * s['noise_share']:.1f}%)"),
+            ("min cluster size", f"{p.min_cluster_size}"), ("clustered in", f"{p.reduction} {p.dims}-D")]))
         if s["sizes"]:
             shown = ", ".join(f"{i}: {n:,}" for i, n in enumerate(s["sizes"][:20]))
             more = f" ... ({len(s['sizes']) - 20} more)" if len(s["sizes"]) > 20 else ""

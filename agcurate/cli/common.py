@@ -163,6 +163,19 @@ def run_embed(paths: list[Path] | None, *, model: str, weights: Path | None, dev
     return emb
 
 
+def key_value_table(title: str, rows: list[tuple[str, str]]):
+    """A two-column rich table (bold label, right-aligned value) for a command's summary."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(title=escape(title), show_header=False)
+    table.add_column(style="bold")
+    table.add_column(justify="right")
+    for label, value in rows:
+        table.add_row(label, value)
+    return table
+
+
 def print_skipped(emb, out, limit: int = 10) -> None:
     if not emb.skipped:
         return

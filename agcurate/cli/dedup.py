@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from .common import DEFAULT_OUT, EmbedOptions, OutOpt, PathsArg, command, console, embed_options
+from .common import DEFAULT_OUT, EmbedOptions, OutOpt, PathsArg, command, console, embed_options, key_value_table
 
 KEEP_HELP = "Which file of a group to keep: largest (most pixels, then bytes), sharpest, or first (path order)."
 
@@ -51,7 +51,6 @@ def register(app: typer.Typer) -> None:
         """Find exact and near-duplicate images; write duplicates.csv and dedup.html (files untouched
         unless --move-to)."""
         from rich.markup import escape
-        from rich.table import Table
 
         from ..ops.dedup import DEFAULT_THRESHOLD, KEEP_POLICIES, duplicates_table, find_duplicates, summary
         from ..report import human_bytes, write_csv
@@ -79,15 +78,11 @@ def register(app: typer.Typer) -> None:
                                     "height", "bytes"]], out / "duplicates.csv")
         html_path = write_dedup_page(out / "dedup.html", table, items, info, threshold=threshold, keep=keep)
 
-        t = Table(title="agcurate dedup", show_header=False)
-        t.add_column(style="bold")
-        t.add_column(justify="right")
-        t.add_row("files", f"{info['items']:,}")
-        t.add_row("duplicate groups", f"{info['groups']:,}")
-        t.add_row("files that could be removed", f"{info['removable']:,}")
-        t.add_row("bytes that would be freed", f"{human_bytes(info['bytes'])} ({info['bytes']:,})")
         c = console()
-        c.print(t)
+        c.print(key_value_table("agcurate dedup", [
+            ("files", f"{info['items']:,}"), ("duplicate groups", f"{info['groups']:,}"),
+            ("files that could be removed", f"{info['removable']:,}"),
+            ("bytes that would be freed", f"{human_bytes(info['bytes'])} ({info['bytes']:,})")]))
         c.print(f"wrote {escape(str(csv_path))} and {escape(str(html_path))}")
         if move_to is None:
             return

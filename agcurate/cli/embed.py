@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import typer
 
-from .common import EmbedOptions, FpsOpt, PathsArg, command, console, embed_options, print_skipped
+from .common import (EmbedOptions, FpsOpt, PathsArg, command, console, embed_options, key_value_table,
+                     print_skipped)
 
 
 def register(app: typer.Typer) -> None:
@@ -13,22 +14,17 @@ def register(app: typer.Typer) -> None:
     def embed_cmd(paths: PathsArg = None, fps: FpsOpt = None, opts: EmbedOptions = None) -> None:
         """Embed images and video frames into the cached store (only new or changed files are encoded)."""
         from rich.markup import escape
-        from rich.table import Table
 
         emb = opts.embed(paths, source_options=opts.sources(fps=fps), quiet=True)
         s = emb.stats
-        table = Table(title=f"agcurate embed · {escape(emb.encoder.name)}", show_header=False)
-        table.add_column(style="bold")
-        table.add_column(justify="right")
-        table.add_row("items found", f"{s.found:,}")
-        table.add_row("newly encoded", f"{s.encoded:,}")
-        table.add_row("taken from cache", f"{s.cached:,}")
-        table.add_row("skipped as unreadable", f"{s.skipped:,}")
+        rows = [("items found", f"{s.found:,}"), ("newly encoded", f"{s.encoded:,}"),
+                ("taken from cache", f"{s.cached:,}"), ("skipped as unreadable", f"{s.skipped:,}")]
         if s.ignored:
-            table.add_row("other files ignored", f"{s.ignored:,}")
+            rows.append(("other files ignored", f"{s.ignored:,}"))
         if s.encoded:
-            table.add_row("encoding speed", f"{s.rate:,.1f} items/s")
-        table.add_row("time", f"{s.seconds:,.1f} s")
+            rows.append(("encoding speed", f"{s.rate:,.1f} items/s"))
+        rows.append(("time", f"{s.seconds:,.1f} s"))
+        table = key_value_table(f"agcurate embed · {emb.encoder.name}", rows)
         out = console()
         out.print(table)
         if s.encoded == 0:
