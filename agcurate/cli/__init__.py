@@ -36,9 +36,9 @@ def _root(
 
 
 def _register_all() -> None:
-    from . import embed
+    from . import embed, pretrain, probe
 
-    for module in (embed,):
+    for module in (embed, pretrain, probe):
         module.register(app)
 
 
