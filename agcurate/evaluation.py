@@ -48,10 +48,11 @@ def probe_models(paths: Iterable[str | Path] | None, models: Sequence[str] = ("l
     from .embedding import embed
     from .ops.probe import probe, summarize
 
+    models = list(dict.fromkeys(models))  # the same model twice is probed once
     if not models:
         raise AgcurateError("no --model given")
     paths = list(paths) if paths is not None else None
-    all_runs, result = [], ProbeResult(runs=None, summary=None, models=list(models))
+    all_runs, result = [], ProbeResult(runs=None, summary=None, models=models)
     for model in models:
         emb = embed(paths, model, **(embed_kwargs or {}))
         if on_embedded is not None:

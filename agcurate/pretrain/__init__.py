@@ -7,7 +7,7 @@ package is cheap; torch and lightly load when training starts.
 
 from __future__ import annotations
 
-__all__ = ["PretrainConfig", "PretrainResult", "pretrain"]
+__all__ = ["PretrainConfig", "PretrainResult", "export_checkpoint", "pretrain"]
 
 
 def __getattr__(name: str):

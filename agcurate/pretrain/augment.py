@@ -134,7 +134,7 @@ def make_views(method: str, channels: int, size: int, mean: Sequence[float], std
         return Views([t, t])
     if method == "dino":
         g = view_transform(channels, size, cfg.crop_scale, mean, std, cfg, dino=True)
-        local_size = max(32, (size * 3 // 7) // 8 * 8)
+        local_size = max(16, (size * 3 // 7) // 8 * 8)
         loc = view_transform(channels, local_size, cfg.local_crop_scale, mean, std, cfg, dino=True)
         return Views([g, g] + [loc] * local_views)
     raise ValueError(f"unknown method {method!r}")

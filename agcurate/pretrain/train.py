@@ -143,7 +143,6 @@ def pretrain(paths: Iterable[str | Path] | None, out: str | Path = "model.pt",
     """
     import torch
 
-    from ..encoders import save_encoder
     from ..progress import progress_bar
     from ..runtime import cpu_threads, resolve_device
     from .augment import make_views
@@ -266,7 +265,9 @@ def pretrain(paths: Iterable[str | Path] | None, out: str | Path = "model.pt",
             history.append(rec)
             save_training_checkpoint(ckpt_path, {
                 "format": CHECKPOINT_FORMAT, "epoch": epoch + 1, "config": cfg.to_dict(),
-                "arch": bb.arch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "arch": bb.arch, "encoder": {"dim": bb.dim, "mean": list(bb.mean), "std": list(bb.std),
+                                             "items": len(entries), "pairs": str(pairs or "")},
+                "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                 "scaler": scaler.state_dict() if cuda else {}, "history": history, "step_losses": step_losses,
             })
             say(f"epoch {epoch + 1}/{cfg.epochs}: loss {rec['loss']:.4f}, {rec['images_per_s']:.1f} images/s, "
@@ -274,14 +275,35 @@ def pretrain(paths: Iterable[str | Path] | None, out: str | Path = "model.pt",
             if on_epoch_end is not None:
                 on_epoch_end(rec)
 
-    backbone = model.export_backbone()
-    save_encoder(out, backbone, arch=bb.arch, dim=bb.dim, input_size=cfg.embed_size, mean=bb.mean, std=bb.std,
-                 config={**cfg.to_dict(), "arch": bb.arch, "items": len(entries), "pairs": str(pairs or ""),
-                         "epochs_done": cfg.epochs, "history": history, "agcurate_checkpoint": str(ckpt_path)})
+    export_checkpoint(ckpt_path, out)
     skipped += [Skipped(p, r) for p, r in failed_paths.items()]
     return PretrainResult(out=out, checkpoint=ckpt_path, epochs_done=cfg.epochs, start_epoch=start_epoch,
                           history=history, step_losses=step_losses, n_items=len(entries), skipped=skipped,
                           device=dev, config=cfg.to_dict(), seconds=time.perf_counter() - t0)
+
+
+EXPORTED_PREFIX = {"simclr": "backbone.", "dino": "teacher_backbone."}  # DINO keeps the teacher
+
+
+def export_checkpoint(checkpoint: str | Path, out: str | Path) -> Path:
+    """Write the encoder (backbone only, heads dropped) of a training checkpoint as ``out``.
+
+    Used at the end of every run, and to get a usable encoder out of an interrupted one.
+    """
+    from ..encoders import save_encoder
+    from ..encoders.hub import build_skeleton
+
+    state = load_training_checkpoint(Path(checkpoint))
+    cfg, info = state["config"], state["encoder"]
+    prefix = EXPORTED_PREFIX[cfg["method"]]
+    weights = {k[len(prefix):]: v for k, v in state["model"].items() if k.startswith(prefix)}
+    backbone = build_skeleton(state["arch"])
+    backbone.load_state_dict(weights)
+    return save_encoder(out, backbone, arch=state["arch"], dim=info["dim"], input_size=cfg["embed_size"],
+                        mean=info["mean"], std=info["std"],
+                        config={**cfg, "arch": state["arch"], "items": info["items"], "pairs": info["pairs"],
+                                "epochs_done": state["epoch"], "history": state["history"],
+                                "training_checkpoint": str(checkpoint)})
 
 
 def lr_factor(step: int, total: int, warmup: int) -> float:
