@@ -43,6 +43,8 @@ def register(app: typer.Typer) -> None:
             "--checkpoint", help="Training checkpoint written every epoch (default: OUT.ckpt).")] = None,
         seed: Annotated[int, typer.Option("--seed", help="Seed of initial heads, sampling and augmentations.")] = 0,
         local_views: Annotated[int, typer.Option("--local-views", min=0, help="Small crops per image (dino).")] = 2,
+        threads: Annotated[Optional[int], typer.Option(
+            "--threads", min=1, help="CPU threads (default: all cores, 1 when the machine is already busy).")] = None,
         store: StoreOpt = None,
     ) -> None:
         """Self-supervised pretraining (SimCLR or DINO) on unlabeled images; writes an encoder for --model file:OUT."""
@@ -54,7 +56,7 @@ def register(app: typer.Typer) -> None:
         note = console(stderr=True)
         cfg = PretrainConfig(method=method, init=init, epochs=epochs, batch_size=batch_size, image_size=image_size,
                              embed_size=embed_size, lr=lr, temperature=temperature, local_views=local_views,
-                             seed=seed, device=device, workers=workers)
+                             seed=seed, device=device, workers=workers, threads=threads)
         res = pretrain(paths or None, out, cfg, pairs=pairs, resume=resume, checkpoint=checkpoint, store=store,
                        log=lambda msg: note.print(escape(msg)))
         table = Table(title=f"agcurate pretrain · {method} from {escape(init)}", show_header=False)
