@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from .common import BatchOpt, DeviceOpt, PathsArg, StoreOpt, command, console
+from .common import DeviceOpt, PathsArg, StoreOpt, command, console
 
 MethodOpt = Annotated[str, typer.Option("--method", help="simclr (contrastive; large batches) or dino "
                                                          "(self-distillation; works with small batches).")]
@@ -22,7 +22,8 @@ def register(app: typer.Typer) -> None:
         method: MethodOpt = "simclr",
         init: InitOpt = "lite0",
         epochs: Annotated[int, typer.Option("--epochs", min=1, help="Passes over the data.")] = 10,
-        batch_size: BatchOpt = None,
+        batch_size: Annotated[Optional[int], typer.Option(
+            "--batch-size", min=2, help="Images per step (default 256 on CUDA, 64 on CPU).")] = None,
         image_size: Annotated[Optional[int], typer.Option(
             "--image-size", min=16, help="Training crop size (default 224 on CUDA, 128 on CPU).")] = None,
         embed_size: Annotated[Optional[int], typer.Option(
@@ -44,7 +45,7 @@ def register(app: typer.Typer) -> None:
         seed: Annotated[int, typer.Option("--seed", help="Seed of initial heads, sampling and augmentations.")] = 0,
         local_views: Annotated[int, typer.Option("--local-views", min=0, help="Small crops per image (dino).")] = 2,
         threads: Annotated[Optional[int], typer.Option(
-            "--threads", min=1, help="CPU threads (default: all cores, 1 when the machine is already busy).")] = None,
+            "--threads", min=1, help="CPU threads (default: the cores other processes leave idle, at least 1).")] = None,
         store: StoreOpt = None,
     ) -> None:
         """Self-supervised pretraining (SimCLR or DINO) on unlabeled images; writes an encoder for --model file:OUT."""

@@ -31,8 +31,8 @@ def register(app: typer.Typer) -> None:
                                 "5-fold cross-validation.")] = "0.01,0.1,1",
         repeats: Annotated[int, typer.Option("--repeats", min=1, help="Random labelled samples per fraction.")] = 5,
         seed: Annotated[int, typer.Option("--seed", help="Seed of the samples and folds.")] = 0,
-        knn_k: Annotated[int, typer.Option("--knn-k", min=1, help="Neighbours of the k-NN classifier "
-                                           "(at most the training items per class).")] = 10,
+        knn_k: Annotated[int, typer.Option("--knn-k", min=1, help="Neighbours of the k-NN classifier, capped at "
+                                           "the average training items per class.")] = 10,
         out: OutOpt = DEFAULT_OUT,
         weights: WeightsOpt = None,
         device: DeviceOpt = "auto",
