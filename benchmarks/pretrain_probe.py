@@ -55,7 +55,7 @@ def show(rows: list[dict], keys=("linear@0.01", "linear@0.1", "linear@1", "knn@0
     print(f"    {'model':<34} {'size':>4} " + " ".join(f"{k:>12}" for k in keys))
     for r in rows:
         cells = " ".join(f"{r.get(k, float('nan')):>6.2f}±{r.get(k + '_std', 0):<5.2f}" for k in keys)
-        print(f"    {r['model']:<34} {r['size']:>4} {cells}")
+        print(f"    {r['model']:<34} {str(r['size'] or 224):>4} {cells}")
 
 
 def plan(name, paths, workdir: Path, args, budget_s: float) -> tuple[int, int | None]:
