@@ -163,16 +163,20 @@ def test_pairs_csv_cli(tiny_set, tmp_path):
     assert feats.shape == (2, 1280)
 
 
-def test_dino_one_epoch(tiny_set, tmp_path):
+def test_dino_from_scratch_one_epoch(tiny_set, tmp_path):
+    from agcurate.encoders import read_checkpoint
+    from agcurate.encoders.lite0 import build_backbone
+
     out = tmp_path / "dino.pt"
-    cfg = PretrainConfig(method="dino", epochs=1, batch_size=8, image_size=32, embed_size=48, workers=0,
-                         local_views=1, seed=1)
+    cfg = PretrainConfig(method="dino", init="scratch", epochs=1, batch_size=8, image_size=32, embed_size=48,
+                         workers=0, local_views=1, seed=1)
     res = pretrain([tiny_set], out, cfg, progress=False)
     assert len(res.step_losses) == 3 and np.all(np.isfinite(res.step_losses))
-    from agcurate.encoders import read_checkpoint
-
-    sd = read_checkpoint(out)["state_dict"]
+    payload = read_checkpoint(out)
+    sd = payload["state_dict"]
+    assert payload["config"]["init"] == "scratch" and payload["config"]["method"] == "dino"
     assert "conv_stem.weight" in sd and not any("head" in k and "conv_head" not in k for k in sd)
+    assert not torch.allclose(sd["conv_stem.weight"], build_backbone().state_dict()["conv_stem.weight"])
 
 
 def test_pretrain_errors(tmp_path):
