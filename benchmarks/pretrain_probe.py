@@ -92,14 +92,15 @@ def train_kwargs(args, embed_size) -> dict:
 
 def train_with_curve(name, paths, workdir: Path, args, epochs: int, cap: int | None, fractions, repeats,
                      store, size):
-    """Train ``epochs`` epochs one at a time (stop after each, then ``resume``), probing after each."""
+    """Train ``epochs`` epochs in chunks (stop, then ``resume``), probing the encoder after each chunk."""
     from agcurate.pretrain import PretrainConfig, export_checkpoint, pretrain
 
     workdir.mkdir(parents=True, exist_ok=True)
     ckpt = workdir / "model.pt.ckpt"
     ckpt.unlink(missing_ok=True)
     points, last, total_train = [], None, 0.0
-    for e in range(1, epochs + 1):
+    every = max(1, args.probe_every or (1 if epochs <= 10 else epochs // 8))
+    for e in [*range(every, epochs, every), epochs]:
         cfg = PretrainConfig(epochs=epochs, max_steps_per_epoch=cap, **train_kwargs(args, size))
 
         def stop(rec, e=e):
@@ -108,7 +109,7 @@ def train_with_curve(name, paths, workdir: Path, args, epochs: int, cap: int | N
 
         t = time.perf_counter()
         try:
-            pretrain(paths, workdir / "model.pt", cfg, resume=e > 1, progress=False, on_epoch_end=stop,
+            pretrain(paths, workdir / "model.pt", cfg, resume=bool(points), progress=False, on_epoch_end=stop,
                      log=lambda m: print("    " + m, flush=True))
         except KeyboardInterrupt:
             pass
@@ -138,6 +139,7 @@ def main() -> None:
     ap.add_argument("--temperature", type=float, default=0.2)
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--calibration-steps", type=int, default=3)
+    ap.add_argument("--probe-every", type=int, default=0, help="epochs between probes (default: ~8 probes per run)")
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--skip-rice", action="store_true")
     ap.add_argument("--skip-eurosat", action="store_true")
