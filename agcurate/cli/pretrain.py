@@ -33,7 +33,7 @@ def register(app: typer.Typer) -> None:
         out: Annotated[Path, typer.Option("--out", "-o", help="The trained encoder (backbone only).")] = Path("model.pt"),
         temperature: Annotated[float, typer.Option("--temperature", min=0.01,
                                                    help="NT-Xent temperature (SimCLR).")] = 0.2,
-        lr: Annotated[float, typer.Option("--lr", min=0.0, help="Peak learning rate (AdamW, warm-up then cosine).")] = 2e-4,
+        lr: Annotated[float, typer.Option("--lr", min=0.0, help="Peak learning rate (AdamW, warm-up then cosine).")] = 1e-3,
         workers: Annotated[Optional[int], typer.Option(
             "--workers", min=0, help="Decode/augment worker processes (default: up to 4; 0 = in-process).")] = None,
         pairs: Annotated[Optional[Path], typer.Option(

@@ -35,7 +35,7 @@ class PretrainConfig:
     batch_size: int | None = None
     image_size: int | None = None
     embed_size: int | None = None
-    lr: float = 2e-4
+    lr: float = 1e-3
     weight_decay: float = 1e-4
     warmup_epochs: float = 1.0
     temperature: float = 0.2
