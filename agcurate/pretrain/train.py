@@ -6,7 +6,7 @@ import math
 import os
 import random
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -398,10 +398,3 @@ def _check_compatible(saved: dict, cfg: PretrainConfig) -> None:
     for key in ("batch_size", "image_size", "embed_size"):  # keep the saved run's choices unless given
         if getattr(cfg, key) is None:
             setattr(cfg, key, saved.get(key))
-
-
-def summarize_history(history: Sequence[dict]) -> str:
-    """``loss a -> b over N epochs``, for messages."""
-    if not history:
-        return "no epochs"
-    return f"loss {history[0]['loss']:.3f} -> {history[-1]['loss']:.3f} over {len(history)} epoch(s)"
