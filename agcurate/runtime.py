@@ -24,7 +24,10 @@ def resolve_device(device: str = "auto") -> str:
 
 
 def cpu_threads() -> int:
-    """Cores this process may use (respects CPU affinity / container limits)."""
+    """Cores this process may use (respects CPU affinity / container limits); ``$AGCURATE_THREADS`` overrides."""
+    env = os.environ.get("AGCURATE_THREADS", "").strip()
+    if env.isdigit() and int(env) > 0:
+        return int(env)
     try:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:

@@ -37,9 +37,9 @@ def _root(
 
 
 def _register_all() -> None:
-    from . import cluster, dedup, embed, frames, outliers, search
+    from . import cluster, dedup, embed, frames, outliers, pretrain, probe, search
 
-    for module in (embed, dedup, search, frames, outliers, cluster):
+    for module in (embed, dedup, search, frames, outliers, cluster, pretrain, probe):
         module.register(app)
 
 

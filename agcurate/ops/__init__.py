@@ -1,0 +1,1 @@
+"""Operations: pure functions from vectors (+ item metadata) to a table of results."""
