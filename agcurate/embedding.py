@@ -6,6 +6,7 @@ the model and writes finished chunks to the store.
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from collections.abc import Iterable, Sequence
@@ -188,7 +189,7 @@ def encode_items(items: Sequence[Item], enc: Encoder, st: EmbeddingStore, opts: 
     dataset = DecodeDataset(items, opts, enc.input_size)
     loader = torch.utils.data.DataLoader(
         dataset, batch_size=batch_size, num_workers=n_workers, collate_fn=collate_rows,
-        pin_memory=False, worker_init_fn=worker_init, persistent_workers=False,
+        pin_memory=False, worker_init_fn=functools.partial(worker_init, nice=0 if cuda else 19), persistent_workers=False,
         prefetch_factor=4 if n_workers else None,
     )
     # OpenCV's thread pool does not survive fork(): used in this process before, it hangs the workers
@@ -199,17 +200,15 @@ def encode_items(items: Sequence[Item], enc: Encoder, st: EmbeddingStore, opts: 
     last_flush = time.perf_counter()
     with progress_bar(len(items), f"embedding ({enc.name})", enabled=progress) as bar:
         for batch in loader:
-            good = [r for r in batch if r["pixels"] is not None]
-            for r in batch:
-                if r["pixels"] is None:
-                    failed.append(Skipped(r["row"]["path"], r["error"], key=r["row"]["key"]))
-            if good:
-                x = torch.stack([r["pixels"] for r in good])
+            for row, error in batch["failed"]:
+                failed.append(Skipped(row["path"], error, key=row["key"]))
+            x = batch["pixels"]
+            if x is not None:
                 if cuda:
                     x = x.pin_memory()
                 vecs.append(runner(x))
-                rows.extend(r["row"] for r in good)
-            bar.advance(len(batch))
+                rows.extend(batch["rows"])
+            bar.advance(batch["n"])
             if len(rows) >= CHUNK_ITEMS or (rows and time.perf_counter() - last_flush > CHUNK_SECONDS):
                 st.append(rows, np.concatenate(vecs))
                 rows, vecs, last_flush = [], [], time.perf_counter()

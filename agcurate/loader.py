@@ -8,6 +8,7 @@ decode. Imported only when something is encoded (it imports torch).
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Sequence
 
 import numpy as np
@@ -26,9 +27,16 @@ def item_row(item: Item) -> dict:
             "fingerprint": item.fingerprint, "meta": json.dumps(item.meta) if item.meta else ""}
 
 
-def collate_rows(batch: list[dict]) -> list[dict]:
-    """Keep a batch as a list: failed items have no pixels and are reported, not stacked."""
-    return batch
+def collate_rows(batch: list[dict]) -> dict:
+    """Stack a batch's pixels into one uint8 tensor (one shared-memory transfer per batch, not per
+    item); failed items travel as rows with their error and are reported, not stacked."""
+    good = [r for r in batch if r["pixels"] is not None]
+    return {
+        "pixels": torch.stack([r["pixels"] for r in good]) if good else None,
+        "rows": [r["row"] for r in good],
+        "failed": [(r["row"], r["error"]) for r in batch if r["pixels"] is None],
+        "n": len(batch),
+    }
 
 
 def opencv_threads(n: int) -> int:
@@ -40,12 +48,24 @@ def opencv_threads(n: int) -> int:
     return prev
 
 
-def worker_init(_worker_id: int) -> None:
-    """One thread per decode worker: the cores belong to the model."""
+def worker_init(_worker_id: int, nice: int = 0) -> None:
+    """One thread per decode worker, at lower priority: the cores belong to the model.
+
+    On CPU the workers run at ``nice`` 19, so they decode while the model's threads wait between
+    batches instead of preempting one of them (a descheduled intra-op thread stalls the others):
+    measured on 2 cores, end-to-end rose from 0.68 to 0.80 of model-only throughput.
+    ``$AGCURATE_WORKER_NICE`` overrides.
+    """
     import cv2
 
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
+    nice = int(os.environ.get("AGCURATE_WORKER_NICE", nice))
+    if nice > 0:
+        try:
+            os.nice(nice)
+        except OSError:
+            pass
 
 
 class DecodeDataset(torch.utils.data.IterableDataset):
