@@ -179,7 +179,7 @@ def encode_items(items: Sequence[Item], enc: Encoder, st: EmbeddingStore, opts: 
     """Encode ``items`` and append them to ``st`` in chunks; return the items that failed to decode."""
     import torch
 
-    from .loader import DecodeDataset, collate_rows, opencv_threads, worker_init
+    from .loader import DecodeDataset, collate_rows, fork_safe_opencv, worker_init
 
     dev = resolve_device(device)
     cuda = dev.startswith("cuda")
@@ -189,16 +189,15 @@ def encode_items(items: Sequence[Item], enc: Encoder, st: EmbeddingStore, opts: 
     dataset = DecodeDataset(items, opts, enc.input_size)
     loader = torch.utils.data.DataLoader(
         dataset, batch_size=batch_size, num_workers=n_workers, collate_fn=collate_rows,
-        pin_memory=False, worker_init_fn=functools.partial(worker_init, nice=0 if cuda else 19), persistent_workers=False,
+        pin_memory=False, worker_init_fn=functools.partial(worker_init, nice=0 if cuda else 19),
+        persistent_workers=False,
         prefetch_factor=4 if n_workers else None,
     )
-    # OpenCV's thread pool does not survive fork(): used in this process before, it hangs the workers
-    cv_threads = opencv_threads(1) if n_workers else None
     failed: list[Skipped] = []
     rows: list[dict] = []
     vecs: list[np.ndarray] = []
     last_flush = time.perf_counter()
-    with progress_bar(len(items), f"embedding ({enc.name})", enabled=progress) as bar:
+    with fork_safe_opencv(n_workers), progress_bar(len(items), f"embedding ({enc.name})", enabled=progress) as bar:
         for batch in loader:
             for row, error in batch["failed"]:
                 failed.append(Skipped(row["path"], error, key=row["key"]))
@@ -214,6 +213,4 @@ def encode_items(items: Sequence[Item], enc: Encoder, st: EmbeddingStore, opts: 
                 rows, vecs, last_flush = [], [], time.perf_counter()
     if rows:
         st.append(rows, np.concatenate(vecs))
-    if cv_threads is not None:
-        opencv_threads(cv_threads)
     return failed

@@ -8,6 +8,7 @@ decode. Imported only when something is encoded (it imports torch).
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 import os
 from collections.abc import Sequence
 
@@ -46,6 +47,21 @@ def opencv_threads(n: int) -> int:
     prev = cv2.getNumThreads()
     cv2.setNumThreads(n)
     return prev
+
+
+@contextmanager
+def fork_safe_opencv(n_workers: int):
+    """While forked DataLoader workers may start, keep OpenCV single-threaded in this process.
+
+    OpenCV's thread pool does not survive ``fork()``: a worker forked after the parent used it
+    hangs in its first OpenCV call. Restores the previous thread count afterwards.
+    """
+    prev = opencv_threads(1) if n_workers else None
+    try:
+        yield
+    finally:
+        if prev is not None:
+            opencv_threads(prev)
 
 
 def worker_init(_worker_id: int, nice: int = 0) -> None:

@@ -185,3 +185,24 @@ def test_pretrain_errors(tmp_path):
     assert res.exit_code == 2 and "no image found" in res.output
     res = CliRunner().invoke(app, ["pretrain", str(tmp_path), "--method", "byol"])
     assert res.exit_code == 1 and "unknown --method" in res.output
+
+
+@pytest.mark.slow
+def test_workers_do_not_hang_after_opencv_ran_in_the_parent(tmp_path, examples_dir):
+    """OpenCV's thread pool does not survive fork(): pretraining must not hang its decode workers."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    code = (
+        "import cv2, numpy as np\n"
+        "cv2.GaussianBlur(np.zeros((1500, 1500, 3), np.uint8), (5, 5), 0)\n"
+        "from agcurate.pretrain import PretrainConfig, pretrain\n"
+        f"pretrain([{str(examples_dir)!r}], {str(tmp_path / 'm.pt')!r}, PretrainConfig(epochs=1, image_size=32,"
+        f" batch_size=8, workers=2), store={str(tmp_path / 'store')!r}, progress=False)\n"
+        "print('done')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "done" in out.stdout and (tmp_path / "m.pt").exists()

@@ -162,6 +162,7 @@ def pretrain(paths: Iterable[str | Path] | None, out: str | Path = "model.pt",
     """
     import torch
 
+    from ..loader import fork_safe_opencv
     from ..progress import progress_bar
     from ..runtime import resolve_device
     from .augment import make_views
@@ -244,7 +245,8 @@ def pretrain(paths: Iterable[str | Path] | None, out: str | Path = "model.pt",
 
     failed_paths: dict[str, str] = {}
     images_total = steps_per_epoch * batch * max(0, cfg.epochs - start_epoch)
-    with progress_bar(images_total, f"{cfg.method} pretraining", enabled=progress, unit="img") as bar:
+    with fork_safe_opencv(n_workers), progress_bar(images_total, f"{cfg.method} pretraining",
+                                                   enabled=progress, unit="img") as bar:
         for epoch in range(start_epoch, cfg.epochs):
             model.train()
             gen.manual_seed(cfg.seed * 100_003 + epoch)  # same order whether resumed or not
