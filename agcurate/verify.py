@@ -21,6 +21,7 @@ RICH = 30            # keypoints an image needs before a failed keypoint alignme
 MAX_CHROMA = 0.05    # mean colour shares of a copy stay this close (brightness/contrast included)
 FLAT = 4.0           # grey-level spread below which correlation means little (water, bare soil)
 FLAT_CHROMA = 0.015  # ... and colours must agree this closely instead
+FILL_BLACK = 8       # grey level under which a pixel may be the black fill of a rotation
 RICH_PENALTY = 9.0   # a textured pair whose keypoints do not line up: correlation gap x (1 + this)
 
 
@@ -114,9 +115,19 @@ def _keypoint_check(fa: Features, fb: Features) -> PairCheck | None:
     overlap = float(valid.sum()) / max(1.0, min(float(fa.gray.size), area_b))
     if overlap < MIN_OVERLAP:
         return PairCheck(0.0, "keypoints", n_in, angle, scale, overlap)
-    # corners filled by a rotation are not content: ignore pixels that are black in the copy
+    # corners filled by a rotation are not content: ignore pixels that are black in one image and
+    # not in the other, widened by the blur radius (the smoothed black bleeds into its surroundings,
+    # which on a low-contrast image outweighs the content) and by JPEG ringing at the fill's edge
     warped_raw = cv2.warpAffine(fb.gray, M, (w, h), flags=cv2.INTER_LINEAR, borderValue=0)
-    mask = valid & ~((warped_raw < 2) & (fa.gray >= 2))
+    fill = ((warped_raw < FILL_BLACK) & (fa.gray >= FILL_BLACK)) | ((fa.gray < FILL_BLACK) & (warped_raw >= FILL_BLACK))
+    # the same holds at the overlap's edge, beyond which the copy may hold fill (or nothing at all):
+    # pixels within three blur sigmas of it are left out, and the frame's edge counts as such an edge
+    r = int(np.ceil(3 * max(BLUR_SIGMA, fa.scale, fb.scale * scale)))
+    disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
+    fill = cv2.morphologyEx(fill.astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
+    fill = cv2.dilate(fill, disc).astype(bool)
+    inner = cv2.erode(valid.astype(np.uint8), disc, borderType=cv2.BORDER_CONSTANT, borderValue=0).astype(bool)
+    mask = inner & ~fill
     return PairCheck(_ncc(fa.smooth, warped, mask), "keypoints", n_in, angle, scale, overlap)
 
 
