@@ -22,6 +22,9 @@ MAX_CHROMA = 0.05    # mean colour shares of a copy stay this close (brightness/
 FLAT = 4.0           # grey-level spread below which correlation means little (water, bare soil)
 FLAT_CHROMA = 0.015  # ... and colours must agree this closely instead
 FILL_BLACK = 8       # grey level under which a pixel may be the black fill of a rotation
+SMALL_SCALE = 2.0    # images upscaled at least this much (<= 128 px) get the slight-rotation search
+TILT = 10.0          # ... over this many degrees either way
+TILT_STEP = 1.0
 RICH_PENALTY = 9.0   # a textured pair whose keypoints do not line up: correlation gap x (1 + this)
 
 
@@ -147,6 +150,47 @@ def _rotation_check(fa: Features, fb: Features) -> PairCheck:
     return best
 
 
+def _tilt_check(fa: Features, fb: Features) -> PairCheck | None:
+    """Small images (too few keypoints to align): a search over slight rotations at each right angle.
+
+    Run at the originals' own resolution, so it is cheap; the edge band and rotation fill are left
+    out as in the keypoint check.
+    """
+    import cv2
+
+    if min(fa.scale, fb.scale) < SMALL_SCALE:
+        return None
+    h, w = fa.gray.shape
+    n = max(8, round(max(h, w) / fa.scale))
+    size = (max(8, round(w * n / max(h, w))), max(8, round(h * n / max(h, w))))
+    a = cv2.resize(fa.smooth, size, interpolation=cv2.INTER_AREA)
+    ga = cv2.resize(fa.gray, size, interpolation=cv2.INTER_AREA)
+    r = int(np.ceil(3 * max(BLUR_SIGMA, fa.scale) * n / max(h, w)))
+    disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
+    centre = ((size[0] - 1) / 2.0, (size[1] - 1) / 2.0)
+    best = None
+    for k in range(4):
+        rb, gb = np.rot90(fb.smooth, k), np.rot90(fb.gray, k)
+        if abs(rb.shape[0] / rb.shape[1] - h / w) > 0.05 * h / w:
+            continue
+        rb = cv2.resize(np.ascontiguousarray(rb), size, interpolation=cv2.INTER_AREA)
+        gb = cv2.resize(np.ascontiguousarray(gb), size, interpolation=cv2.INTER_AREA)
+        for angle in np.arange(-TILT, TILT + 0.5 * TILT_STEP, TILT_STEP):
+            if angle == 0:
+                continue  # the plain right angles are the rotation check's
+            M = cv2.getRotationMatrix2D(centre, float(angle), 1.0)
+            wb = cv2.warpAffine(rb, M, size, flags=cv2.INTER_LINEAR, borderValue=0)
+            raw = cv2.warpAffine(gb, M, size, flags=cv2.INTER_LINEAR, borderValue=0)
+            valid = cv2.warpAffine(np.ones_like(gb, np.uint8), M, size, flags=cv2.INTER_NEAREST, borderValue=0)
+            fill = ((raw < FILL_BLACK) & (ga >= FILL_BLACK)) | ((ga < FILL_BLACK) & (raw >= FILL_BLACK))
+            fill = cv2.dilate(fill.astype(np.uint8), disc).astype(bool)
+            inner = cv2.erode(valid, disc, borderType=cv2.BORDER_CONSTANT, borderValue=0).astype(bool)
+            sc = _ncc(a, wb, inner & ~fill)
+            if best is None or sc > best.score:
+                best = PairCheck(sc, "tilt", 0, 90.0 * k + float(angle), 1.0, float(inner.mean()))
+    return best
+
+
 def _crop_check(fa: Features, fb: Features) -> PairCheck | None:
     """``fb`` as an unscaled crop of ``fa`` (or the reverse): template matching at original scale."""
     import cv2
@@ -183,7 +227,7 @@ def compare(fa: Features, fb: Features) -> PairCheck:
     kp = _keypoint_check(fa, fb)
     if kp is not None and kp.score >= 0.5:
         return kp
-    alts = [c for c in (_rotation_check(fa, fb), _crop_check(fa, fb)) if c is not None]
+    alts = [c for c in (_rotation_check(fa, fb), _crop_check(fa, fb), _tilt_check(fa, fb)) if c is not None]
     best = max(alts, key=lambda c: c.score)
     rich = min(1.0, min(len(fa.points), len(fb.points)) / RICH)
     best.score = 1.0 - (1.0 - best.score) * (1.0 + RICH_PENALTY * rich)
