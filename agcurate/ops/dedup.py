@@ -20,7 +20,8 @@ from ..verify import Features, PairCheck, compare, features
 
 DEFAULT_THRESHOLD = 0.85     # aligned-pixel correlation needed to call a pair a duplicate
 CANDIDATE_SIMILARITY = 0.5   # embedding cosine needed to be checked at all
-K = 20                       # neighbours per item considered as candidates
+K = 25                       # neighbours per item considered as candidates (a slightly rotated small copy,
+                             # black-cornered, can rank past 20 among same-class look-alikes)
 KEEP_POLICIES = ("largest", "sharpest", "first")
 BATCH_PAIRS = 128            # pairs verified between two updates of the groups
 FEATURE_CACHE = 1024         # items whose verification features are kept in memory
