@@ -251,3 +251,22 @@ def test_turned_embeddings_match_turned_files(examples_dir, tmp_path, store, cap
                               "--workers", "0"])
     assert res.exit_code == 0, res.output
     assert _groups(out / "duplicates.csv") == [{"AnnualCrop_1.jpg", "AnnualCrop_1_rot90.jpg"}]
+
+
+def test_small_images_slightly_rotated(examples_dir, tmp_path):
+    """64 px EuroSAT patches turned a few degrees (black corners, few keypoints) still verify as
+    copies in either order; a turned look-alike of the same class does not."""
+    def f(img):
+        return features(np.asarray(img.convert("RGB")))
+
+    def turned(name, angle):
+        p = tmp_path / f"{angle}_{name}"
+        Image.open(examples_dir / name).convert("RGB").rotate(angle, resample=Image.BICUBIC).save(p, quality=90)
+        return Image.open(p)
+
+    base = f(Image.open(examples_dir / "Forest_2.jpg"))
+    for angle in (-7, 4):
+        copy = f(turned("Forest_2.jpg", angle))
+        assert compare(base, copy).score >= 0.85
+        assert compare(copy, base).score >= 0.85
+        assert compare(base, f(turned("Forest_3.jpg", angle))).score < 0.85
