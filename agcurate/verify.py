@@ -10,6 +10,7 @@ or two patches of one land-cover class score far lower. OpenCV is imported insid
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -150,11 +151,22 @@ def _rotation_check(fa: Features, fb: Features) -> PairCheck:
     return best
 
 
+@lru_cache(maxsize=256)
+def _tilt_frame(w: int, h: int, angle: float, r: int) -> tuple[np.ndarray, np.ndarray]:
+    """Rotation matrix about the centre and the pixels at least ``r`` inside the turned frame."""
+    import cv2
+
+    M = cv2.getRotationMatrix2D(((w - 1) / 2.0, (h - 1) / 2.0), angle, 1.0)
+    valid = cv2.warpAffine(np.ones((h, w), np.uint8), M, (w, h), flags=cv2.INTER_NEAREST, borderValue=0)
+    disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
+    return M, cv2.erode(valid, disc, borderType=cv2.BORDER_CONSTANT, borderValue=0).astype(bool)
+
+
 def _tilt_check(fa: Features, fb: Features) -> PairCheck | None:
     """Small images (too few keypoints to align): a search over slight rotations at each right angle.
 
-    Run at the originals' own resolution, so it is cheap; the edge band and rotation fill are left
-    out as in the keypoint check.
+    Run at the originals' own resolution, so it is cheap: every right angle at a coarse step, then
+    the best one refined; the edge band and rotation fill are left out as in the keypoint check.
     """
     import cv2
 
@@ -167,27 +179,34 @@ def _tilt_check(fa: Features, fb: Features) -> PairCheck | None:
     ga = cv2.resize(fa.gray, size, interpolation=cv2.INTER_AREA)
     r = int(np.ceil(3 * max(BLUR_SIGMA, fa.scale) * n / max(h, w)))
     disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
-    centre = ((size[0] - 1) / 2.0, (size[1] - 1) / 2.0)
-    best = None
+    turns = []
     for k in range(4):
         rb, gb = np.rot90(fb.smooth, k), np.rot90(fb.gray, k)
         if abs(rb.shape[0] / rb.shape[1] - h / w) > 0.05 * h / w:
             continue
-        rb = cv2.resize(np.ascontiguousarray(rb), size, interpolation=cv2.INTER_AREA)
-        gb = cv2.resize(np.ascontiguousarray(gb), size, interpolation=cv2.INTER_AREA)
-        for angle in np.arange(-TILT, TILT + 0.5 * TILT_STEP, TILT_STEP):
-            if angle == 0:
-                continue  # the plain right angles are the rotation check's
-            M = cv2.getRotationMatrix2D(centre, float(angle), 1.0)
-            wb = cv2.warpAffine(rb, M, size, flags=cv2.INTER_LINEAR, borderValue=0)
-            raw = cv2.warpAffine(gb, M, size, flags=cv2.INTER_LINEAR, borderValue=0)
-            valid = cv2.warpAffine(np.ones_like(gb, np.uint8), M, size, flags=cv2.INTER_NEAREST, borderValue=0)
-            fill = ((raw < FILL_BLACK) & (ga >= FILL_BLACK)) | ((ga < FILL_BLACK) & (raw >= FILL_BLACK))
-            fill = cv2.dilate(fill.astype(np.uint8), disc).astype(bool)
-            inner = cv2.erode(valid, disc, borderType=cv2.BORDER_CONSTANT, borderValue=0).astype(bool)
-            sc = _ncc(a, wb, inner & ~fill)
-            if best is None or sc > best.score:
-                best = PairCheck(sc, "tilt", 0, 90.0 * k + float(angle), 1.0, float(inner.mean()))
+        turns.append((k, cv2.resize(np.ascontiguousarray(rb), size, interpolation=cv2.INTER_AREA),
+                      cv2.resize(np.ascontiguousarray(gb), size, interpolation=cv2.INTER_AREA)))
+
+    def score(k: int, rb: np.ndarray, gb: np.ndarray, angle: float) -> PairCheck:
+        M, inner = _tilt_frame(size[0], size[1], angle, r)
+        wb = cv2.warpAffine(rb, M, size, flags=cv2.INTER_LINEAR, borderValue=0)
+        raw = cv2.warpAffine(gb, M, size, flags=cv2.INTER_LINEAR, borderValue=0)
+        fill = ((raw < FILL_BLACK) & (ga >= FILL_BLACK)) | ((ga < FILL_BLACK) & (raw >= FILL_BLACK))
+        fill = cv2.dilate(fill.astype(np.uint8), disc).astype(bool)
+        return PairCheck(_ncc(a, wb, inner & ~fill), "tilt", 0, 90.0 * k + angle, 1.0, float(inner.mean()))
+
+    coarse = [float(x) for x in np.arange(-TILT, TILT + 1e-6, 2 * TILT_STEP) if x != 0]
+    best = max((score(k, rb, gb, x) for k, rb, gb in turns for x in coarse), key=lambda c: c.score, default=None)
+    if best is None:
+        return None
+    k = int(round(best.rotation / 90.0)) % 4
+    x0 = best.rotation - 90.0 * k
+    _, rb, gb = next(t for t in turns if t[0] == k)
+    for x in (x0 - TILT_STEP, x0 + TILT_STEP):
+        if x != 0 and abs(x) <= TILT + TILT_STEP:
+            c = score(k, rb, gb, x)
+            if c.score > best.score:
+                best = c
     return best
 
 
