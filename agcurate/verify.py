@@ -26,6 +26,7 @@ FILL_BLACK = 8       # grey level under which a pixel may be the black fill of a
 SMALL_SCALE = 2.0    # images upscaled at least this much (<= 128 px) get the slight-rotation search
 TILT = 10.0          # ... over this many degrees either way
 TILT_STEP = 1.0
+TILT_GATE = 0.3      # ... tried only when some right angle correlates this well unaligned
 RICH_PENALTY = 9.0   # a textured pair whose keypoints do not line up: correlation gap x (1 + this)
 
 
@@ -246,7 +247,10 @@ def compare(fa: Features, fb: Features) -> PairCheck:
     kp = _keypoint_check(fa, fb)
     if kp is not None and kp.score >= 0.5:
         return kp
-    alts = [c for c in (_rotation_check(fa, fb), _crop_check(fa, fb), _tilt_check(fa, fb)) if c is not None]
+    rot = _rotation_check(fa, fb)
+    # a slight turn of a right angle still correlates somewhat unaligned: search only then
+    tilt = _tilt_check(fa, fb) if rot.score >= TILT_GATE else None
+    alts = [c for c in (rot, _crop_check(fa, fb), tilt) if c is not None]
     best = max(alts, key=lambda c: c.score)
     rich = min(1.0, min(len(fa.points), len(fb.points)) / RICH)
     best.score = 1.0 - (1.0 - best.score) * (1.0 + RICH_PENALTY * rich)
