@@ -2,9 +2,9 @@
 
 Global embeddings find candidates but confuse a crop with a look-alike. Here a pair is aligned
 (SIFT keypoints + RANSAC similarity transform, or one of the four right-angle rotations when too
-few keypoints match; small images also
-get a search over slight turns of each right angle) and the aligned pixels are compared by normalised cross-correlation, which
-ignores brightness and contrast changes. A copy scores near 1, two different leaves of one disease
+few keypoints match; small images also get a search over slight turns of each right angle) and the
+aligned pixels are compared by normalised cross-correlation, which ignores brightness and contrast
+changes. A copy scores near 1, two different leaves of one disease
 or two patches of one land-cover class score far lower. OpenCV is imported inside the functions.
 """
 
