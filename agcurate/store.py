@@ -103,8 +103,7 @@ class EmbeddingStore:
         for name in signal_names:
             cols[name] = [float(r.get(name, np.nan)) for r in rows]
         cols["seq"] = list(range(seq0, seq0 + len(rows)))
-        cols["vector"] = pa.FixedSizeBinaryArray.from_buffers(
-            pa.binary(2 * self.dim), len(rows), [None, pa.py_buffer(np.ascontiguousarray(vectors, "<f2").tobytes())])
+        cols["vector"] = _binary_vectors(vectors)
         table = pa.table(cols, schema=schema)
         self._seq += 1
         name = f"part-{seq0}-{os.getpid()}-{self._seq:05d}.parquet"
@@ -126,9 +125,13 @@ class EmbeddingStore:
         tables = []
         for part in self.parts():
             try:
-                tables.append(pq.read_table(part, columns=_present(part, columns)))
+                table = pq.read_table(part, columns=_present(part, columns))
             except (OSError, pa.ArrowInvalid):
                 continue  # a damaged part only costs its rows: they are encoded again
+            if "vector" in table.column_names and not pa.types.is_fixed_size_binary(table.schema.field("vector").type):
+                table = table.set_column(table.column_names.index("vector"), "vector",
+                                         _binary_vectors(_vectors_of(table.column("vector"), self.dim)))
+            tables.append(table)
         if not tables:
             return None
         return pa.concat_tables(tables, promote_options="default")
@@ -160,6 +163,9 @@ class EmbeddingStore:
 
         all_vectors = _vectors_of(table.column("vector"), self.dim)
         vectors = all_vectors[rows].astype(np.float32)
+        # stored vectors are unit length; float16 rounding moves norms by ~1e-3, so rescale them
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        np.divide(vectors, norms, out=vectors, where=norms > 0)
         items = table.drop_columns(["vector"]).take(pa.array(rows, type=pa.int64())).to_pandas()
         return StoredEmbeddings(items.reset_index(drop=True), vectors)
 
@@ -204,6 +210,14 @@ class EmbeddingStore:
                 w.writerow([s.path, s.reason])
         os.replace(tmp, out)
         return out
+
+
+def _binary_vectors(vectors: np.ndarray):
+    """float16 (n, dim) vectors as the store's fixed-size binary column."""
+    import pyarrow as pa
+
+    v = np.ascontiguousarray(vectors, dtype="<f2")
+    return pa.FixedSizeBinaryArray.from_buffers(pa.binary(2 * v.shape[1]), len(v), [None, pa.py_buffer(v.tobytes())])
 
 
 def _vectors_of(column, dim: int) -> np.ndarray:

@@ -180,3 +180,28 @@ def test_undecodable_file_name_is_reported_not_fatal(tmp_path, store, examples_d
     assert len(emb) == 3
     assert len(emb.skipped) == 1 and "UTF-8" in emb.skipped[0].reason
     assert "bad\\xff name.jpg" in (emb.store_dir / "skipped.csv").read_text(encoding="utf-8")
+
+
+def test_store_reads_parts_of_the_older_list_format_beside_new_ones(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from agcurate.store import EmbeddingStore
+
+    st = EmbeddingStore(tmp_path, "enc", "enc", 4)
+    rng = np.random.default_rng(0)
+    new = rng.normal(size=(2, 4)).astype(np.float16)
+    st.append([{"key": "b", "path": "b", "fingerprint": "1"}, {"key": "c", "path": "c", "fingerprint": "1"}], new)
+    part = st.parts()[0]
+    old = pq.read_table(part).slice(0, 1)
+    old_vec = np.array([[1, 0, 0, 0]], np.float16)
+    old = old.set_column(old.column_names.index("vector"), "vector",
+                         pa.FixedSizeListArray.from_arrays(pa.array(old_vec.reshape(-1)), 4))
+    old = old.set_column(old.column_names.index("key"), "key", pa.array(["a"]))
+    old = old.set_column(old.column_names.index("seq"), "seq", pa.array([1], pa.int64()))
+    pq.write_table(old, st.parts_dir / "part-0-old.parquet")
+    got = st.load(["a", "b", "c"])
+    assert list(got.items["key"]) == ["a", "b", "c"]
+    want = np.concatenate([old_vec, new]).astype(np.float32)
+    want /= np.linalg.norm(want, axis=1, keepdims=True)  # read back as unit vectors
+    assert np.allclose(got.vectors, want, atol=1e-6)
