@@ -45,7 +45,7 @@ class Item:
     @property
     def window_str(self) -> str:
         """``x,y,w,h`` or an empty string, as written into CSV outputs."""
-        return "" if self.window is None else "{},{},{},{}".format(*self.window)
+        return "" if self.window is None else window_text(*self.window)
 
 
 def window_text(x: int, y: int, w: int, h: int) -> str:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import warnings
+from pathlib import Path
 
 import numpy as np
 
@@ -114,9 +116,6 @@ def export_onnx(encoder, path) -> None:
             feats = self.model((x.float() - self.mean) / self.std).flatten(1)
             return F.normalize(feats, dim=1)
 
-    from pathlib import Path
-    import warnings
-
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     net = Wrapped(encoder.build().eval(), encoder.mean, encoder.std).eval()
@@ -139,8 +138,6 @@ def make_runner(encoder, device: str = "auto", backend: str = "auto", cache_dir=
     if backend not in ("auto", "torch", "onnx"):
         raise AgcurateError(f"unknown backend {backend!r}: use auto, torch or onnx")
     if dev == "cpu" and backend in ("auto", "onnx") and cache_dir is not None:
-        from pathlib import Path
-
         onnx_path = Path(os.environ.get("AGCURATE_ONNX_CACHE") or cache_dir) / f"{encoder.slug}.onnx"
         try:
             if not onnx_path.exists():
