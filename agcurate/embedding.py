@@ -95,11 +95,20 @@ def items_from_frame(frame: "pd.DataFrame") -> list[Item]:  # noqa: F821
     return out
 
 
-def default_workers(n_items: int) -> int:
-    """Decode workers: none for a handful of items (process start costs more), else up to 4."""
+GPU_WORKERS = 8  # decode workers that keep a GPU fed: lite0 @224 on an H100, 4000 JPEGs, end-to-end
+                 # 758 img/s with 4 workers, 1468 with 8, 1380 with 15 (model alone: 15k img/s)
+
+
+def default_workers(n_items: int, cuda: bool = False) -> int:
+    """Decode workers: none for a handful of items (process start costs more), else up to 4 on CPU
+    (the model needs the cores) and up to ``GPU_WORKERS`` on CUDA (decoding is the bottleneck),
+    leaving one core to the main process."""
     if n_items < 32:
         return 0
-    return max(1, min(4, cpu_threads()))
+    cores = cpu_threads()
+    if cuda:
+        return max(1, min(GPU_WORKERS, cores - 1))
+    return max(1, min(4, cores))
 
 
 def embed(paths: Iterable[str | Path] | None = None, model: str = DEFAULT_MODEL, *, device: str = "auto",
@@ -184,7 +193,7 @@ def encode_items(items: Sequence[Item], enc: Encoder, st: EmbeddingStore, opts: 
     dev = resolve_device(device)
     cuda = dev.startswith("cuda")
     batch_size = batch_size or (128 if cuda else 32)
-    n_workers = default_workers(len(items)) if workers is None else max(0, workers)
+    n_workers = default_workers(len(items), cuda) if workers is None else max(0, workers)
     runner = make_runner(enc, dev, backend, cache_dir=st.root / "onnx")
     dataset = DecodeDataset(items, opts, enc.input_size)
     loader = torch.utils.data.DataLoader(

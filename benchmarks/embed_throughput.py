@@ -1,10 +1,12 @@
 """Model-only vs end-to-end embedding throughput, measured in one run.
 
     python benchmarks/embed_throughput.py [--n 600] [--batch-size 32] [--workers N] [--variants]
+    python benchmarks/embed_throughput.py --device cuda --batch-size 128 --n 4000   # on a GPU machine
 
 Model-only: pre-decoded, pre-resized uint8 tensors through the same ModelRunner `embed` uses.
 End-to-end: `agcurate.embed` on the JPEG files into an empty store (decode in workers, model,
-Parquet writes), wall time of the whole call. The ratio end-to-end / model-only is the figure
+Parquet writes), wall time of the whole call. Both halves run on ``--device`` (cpu by default;
+with cuda only the torch runner exists, fp16 autocast). The ratio end-to-end / model-only is the figure
 that matters (the machine is shared and noisy; absolute numbers move from run to run).
 With --variants it also times NCHW vs channels_last and 1 vs all threads.
 """
@@ -12,6 +14,7 @@ With --variants it also times NCHW vs channels_last and 1 vs all threads.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
@@ -24,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 
 def real_jpegs(n: int) -> list[Path]:
-    data = ROOT.parent / "shared" / "data"
+    data = Path(os.environ.get("AGCURATE_SHARED_DATA") or ROOT.parent / "shared" / "data")
     rice = sorted((data / "rice-leaf").rglob("*.jpg"))
     euro = sorted((data / "eurosat-rgb").rglob("*.jpg"))
     if not rice and not euro:
@@ -33,7 +36,8 @@ def real_jpegs(n: int) -> list[Path]:
     return files[:n]
 
 
-def model_only(files, size, batch_size, channels_last=True, threads=None, backend="torch", cache=None) -> float:
+def model_only(files, size, batch_size, channels_last=True, threads=None, backend="torch", cache=None,
+               device="cpu") -> float:
     import torch
 
     from agcurate.encoders import get_encoder
@@ -42,7 +46,7 @@ def model_only(files, size, batch_size, channels_last=True, threads=None, backen
     from agcurate.sources.images import decode_image
 
     enc = get_encoder("lite0")
-    runner = make_runner(enc, "cpu", "onnx", cache_dir=cache) if backend == "onnx" else ModelRunner(enc, "cpu")
+    runner = make_runner(enc, "cpu", "onnx", cache_dir=cache) if backend == "onnx" else ModelRunner(enc, device)
     if threads:
         torch.set_num_threads(threads)
     if not channels_last:
@@ -50,7 +54,9 @@ def model_only(files, size, batch_size, channels_last=True, threads=None, backen
     pixels = [torch.from_numpy(resize_square(decode_image(f.read_bytes(), size)[0], size).transpose(2, 0, 1).copy())
               for f in files]
     batches = [torch.stack(pixels[i:i + batch_size]) for i in range(0, len(pixels), batch_size)]
-    runner(batches[0])  # warm-up
+    runner(batches[0])  # warm-up (and, on CUDA, the first batch size's kernel choice)
+    if len(batches[-1]) != len(batches[0]):
+        runner(batches[-1])
     if not channels_last:  # ModelRunner converts inputs to channels_last; undo it for this variant
         import torch.nn.functional as F
 
@@ -66,9 +72,7 @@ def model_only(files, size, batch_size, channels_last=True, threads=None, backen
     return len(files) / (time.perf_counter() - t)
 
 
-def end_to_end(files, batch_size, workers, backend="auto", cache=None) -> tuple[float, float]:
-    import os
-
+def end_to_end(files, batch_size, workers, backend="auto", cache=None, device="cpu") -> tuple[float, float]:
     import agcurate
 
     if cache:
@@ -80,7 +84,7 @@ def end_to_end(files, batch_size, workers, backend="auto", cache=None) -> tuple[
             (folder / f"{i:05d}_{f.name}").symlink_to(f)
         t = time.perf_counter()
         emb = agcurate.embed([folder], store=Path(tmp) / "store", batch_size=batch_size, workers=workers,
-                             progress=False, remember=False, backend=backend)
+                             progress=False, remember=False, backend=backend, device=device)
         wall = time.perf_counter() - t
         assert emb.stats.encoded == len(files), emb.skipped[:3]
         return len(files) / wall, emb.stats.rate
@@ -94,7 +98,10 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=2, help="interleaved rounds; medians are printed")
     ap.add_argument("--variants", action="store_true")
     ap.add_argument("--onnx-only", action="store_true", help="skip the torch rounds")
+    ap.add_argument("--device", default="cpu", help="cpu (ONNX Runtime and torch) or cuda (torch only)")
     args = ap.parse_args()
+    if args.device != "cpu":
+        return gpu_main(args)
     files = real_jpegs(args.n)
     cache = Path(tempfile.mkdtemp(prefix="agcurate-onnx-"))
     print(f"{len(files)} real JPEGs (rice-leaf 256 px + EuroSAT 64 px), lite0 @224, batch {args.batch_size}")
@@ -117,6 +124,21 @@ def main() -> None:
     if args.variants:
         print(f"torch NCHW model-only:                  {model_only(files, 224, args.batch_size, False):7.1f} images/s")
         print(f"torch channels_last 1 thread:           {model_only(files, 224, args.batch_size, True, 1):7.1f} images/s")
+
+
+def gpu_main(args) -> None:
+    """Model-only vs end-to-end on a GPU (torch runner, fp16 autocast): same files, same device."""
+    import torch
+
+    files = real_jpegs(args.n)
+    print(f"{len(files)} real JPEGs, lite0 @224, batch {args.batch_size}, {torch.cuda.get_device_name()}")
+    model, e2e = [], []
+    for _ in range(args.repeats):
+        model.append(model_only(files, 224, args.batch_size, device=args.device))
+        e2e.append(end_to_end(files, args.batch_size, args.workers, "torch", device=args.device)[0])
+    for name, v in (("model", model), ("e2e", e2e)):
+        print(f"{name:6s} images/s: " + " ".join(f"{x:8.1f}" for x in v) + f"   median {np.median(v):8.1f}")
+    print(f"ratio end-to-end / model-only ({args.device}): {np.median(e2e) / np.median(model):.3f}")
 
 
 if __name__ == "__main__":

@@ -205,3 +205,30 @@ def test_store_reads_parts_of_the_older_list_format_beside_new_ones(tmp_path):
     want = np.concatenate([old_vec, new]).astype(np.float32)
     want /= np.linalg.norm(want, axis=1, keepdims=True)  # read back as unit vectors
     assert np.allclose(got.vectors, want, atol=1e-6)
+
+
+def test_default_workers_scale_with_cores_on_cuda_only(monkeypatch):
+    """CPU keeps at most 4 decode workers (the model needs the cores); CUDA, where decoding is the
+    bottleneck, takes up to GPU_WORKERS and leaves one core to the main process."""
+    from agcurate.embedding import GPU_WORKERS, default_workers
+
+    monkeypatch.setenv("AGCURATE_THREADS", "16")
+    assert default_workers(10) == 0 and default_workers(10, cuda=True) == 0
+    assert default_workers(1000) == 4
+    assert default_workers(1000, cuda=True) == GPU_WORKERS == 8
+    monkeypatch.setenv("AGCURATE_THREADS", "2")
+    assert default_workers(1000) == 2
+    assert default_workers(1000, cuda=True) == 1
+    monkeypatch.setenv("AGCURATE_THREADS", "1")
+    assert default_workers(1000, cuda=True) == 1
+
+
+
+def test_onnx_backend_on_cuda_is_refused_not_silently_swapped(monkeypatch):
+    """ONNX Runtime is the CPU path; asking for it on CUDA must say so instead of running torch."""
+    import agcurate.runtime as rt
+    from agcurate.encoders import get_encoder
+
+    monkeypatch.setattr(rt, "resolve_device", lambda device="auto": "cuda")
+    with pytest.raises(agcurate.AgcurateError, match="CPU only"):
+        rt.make_runner(get_encoder("lite0"), "cuda", "onnx")

@@ -31,7 +31,7 @@ ModelOpt = Annotated[str, typer.Option("--model", "-m", help="Encoder: lite0, ti
 WeightsOpt = Annotated[Optional[Path], typer.Option("--weights", help="Weights file for a timm:/torchvision: model (no download).")]
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto (CUDA when present), cpu or cuda.")]
 BatchOpt = Annotated[Optional[int], typer.Option("--batch-size", min=1, help="Images per model call (default 32 on CPU, 128 on CUDA).")]
-WorkersOpt = Annotated[Optional[int], typer.Option("--workers", min=0, help="Decode worker processes (default: up to 4; 0 = decode in-process).")]
+WorkersOpt = Annotated[Optional[int], typer.Option("--workers", min=0, help="Decode worker processes (default: up to 4 on CPU, 8 on CUDA; 0 = decode in-process).")]
 ImageSizeOpt = Annotated[Optional[int], typer.Option("--image-size", min=16, help="Encoder input size in pixels (default: the model's).")]
 StoreOpt = Annotated[Optional[Path], typer.Option("--store", envvar="AGCURATE_STORE", help="Embedding store folder (default ~/.cache/agcurate).")]
 BackendOpt = Annotated[str, typer.Option("--backend", help="auto (ONNX Runtime on CPU, torch on CUDA), torch or onnx.")]

@@ -35,7 +35,7 @@ def register(app: typer.Typer) -> None:
                                                    help="NT-Xent temperature (SimCLR).")] = 0.2,
         lr: Annotated[float, typer.Option("--lr", min=0.0, help="Peak learning rate (AdamW, warm-up then cosine).")] = 1e-3,
         workers: Annotated[Optional[int], typer.Option(
-            "--workers", min=0, help="Decode/augment worker processes (default: up to 4; 0 = in-process).")] = None,
+            "--workers", min=0, help="Decode/augment worker processes (default: up to 4 on CPU, 8 on CUDA; 0 = in-process).")] = None,
         pairs: Annotated[Optional[Path], typer.Option(
             "--pairs", help="CSV of two paths per row: two images of one object form the positive pair "
                             "(e.g. RGB and RGB-NIR of one plant) instead of two augmentations.")] = None,

@@ -198,8 +198,8 @@ def pretrain(paths: Iterable[str | Path] | None, out: str | Path = "model.pt",
         threads = cfg.threads or training_threads()
         torch.set_num_threads(threads)
         say(f"training on CPU with {threads} thread(s)")
-    else:
-        torch.backends.cudnn.benchmark = True
+    # no cudnn.benchmark on CUDA: autotuning lite0's convolutions took 36 s on the first step
+    # (H100, batch 64) for no faster steps afterwards (66 ms either way)
 
     bb = init_backbone(cfg.init)
     cfg.embed_size = cfg.embed_size or bb.input_size
@@ -228,7 +228,7 @@ def pretrain(paths: Iterable[str | Path] | None, out: str | Path = "model.pt",
         raise NoUsableInputError("pretraining needs batches of at least 2 images")
     from ..embedding import default_workers
 
-    n_workers = default_workers(len(dataset)) if cfg.workers is None else max(0, cfg.workers)
+    n_workers = default_workers(len(dataset), cuda) if cfg.workers is None else max(0, cfg.workers)
     gen = torch.Generator()
     loader = torch.utils.data.DataLoader(
         dataset, batch_size=batch, shuffle=True, drop_last=True, num_workers=n_workers,
