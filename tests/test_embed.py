@@ -159,10 +159,11 @@ def test_sigkill_mid_run_loses_at_most_one_chunk(tmp_path, store, examples_dir):
     assert len(st.load().items) == 160  # no duplicate rows in the store either
 
 
-def test_onnx_and_torch_backends_give_the_same_vectors(tmp_path, examples_dir):
+@pytest.mark.parametrize("model", ["lite0", "lite0-ml"])
+def test_onnx_and_torch_backends_give_the_same_vectors(tmp_path, examples_dir, model):
     d = _copy_examples(examples_dir, tmp_path / "data", 5)
-    a = agcurate.embed([d], store=tmp_path / "s1", workers=0, backend="torch")
-    b = agcurate.embed([d], store=tmp_path / "s2", workers=0, backend="onnx")
+    a = agcurate.embed([d], model, store=tmp_path / "s1", workers=0, backend="torch")
+    b = agcurate.embed([d], model, store=tmp_path / "s2", workers=0, backend="onnx")
     assert a.keys == b.keys
     cos = np.sum(a.vectors * b.vectors, axis=1)
     assert cos.min() > 0.999

@@ -61,6 +61,33 @@ def test_lite0_embedding_is_normalised_pooled_backbone_feature(lite0_classifier)
     assert np.allclose(got, want, atol=1e-4)
 
 
+def test_lite0_ml_joins_head_and_block5_features_with_equal_weight(lite0_classifier):
+    """lite0-ml = [unit(pooled head), unit(pooled block 5)] / sqrt(2): checked with a forward hook."""
+    import torch
+
+    from agcurate.runtime import ModelRunner
+
+    enc = get_encoder("lite0-ml")
+    assert enc.dim == 1280 + 192 and enc.offline and enc.id != get_encoder("lite0").id
+    rng = np.random.default_rng(1)
+    batch = torch.from_numpy(rng.integers(0, 256, (2, 3, 224, 224), dtype=np.uint8))
+    got = ModelRunner(enc, "cpu")(batch)
+    x = (batch.float() / 255.0 - torch.tensor(enc.mean).view(1, 3, 1, 1)) / torch.tensor(enc.std).view(1, 3, 1, 1)
+    seen = {}
+    hook = lite0_classifier.blocks[5].register_forward_hook(lambda m, i, o: seen.setdefault("b5", o))
+    try:
+        with torch.inference_mode():
+            head = lite0_classifier.forward_head(lite0_classifier.forward_features(x), pre_logits=True)
+    finally:
+        hook.remove()
+    nrm = torch.nn.functional.normalize
+    want = torch.cat([nrm(head, dim=1), nrm(seen["b5"].mean((2, 3)), dim=1)], 1).numpy() / np.sqrt(2)
+    assert got.shape == (2, 1472)
+    assert np.allclose(got, want, atol=1e-4)
+    # each level carries half of the unit vector's weight
+    assert np.allclose((got[:, :1280] ** 2).sum(1), 0.5, atol=1e-4)
+
+
 def test_encoder_id_covers_weights_and_preprocessing():
     a, b = get_encoder("lite0"), get_encoder("lite0", image_size=160)
     assert a.id != b.id and a.slug != b.slug

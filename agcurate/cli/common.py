@@ -27,7 +27,7 @@ PathsArg = Annotated[
     typer.Argument(help="Image files or folders (recursive). Omit to reuse the last `agcurate embed` collection.",
                    show_default=False),
 ]
-ModelOpt = Annotated[str, typer.Option("--model", "-m", help="Encoder: lite0, timm:NAME, torchvision:NAME or file:CHECKPOINT.")]
+ModelOpt = Annotated[str, typer.Option("--model", "-m", help="Encoder: lite0, lite0-ml, timm:NAME, torchvision:NAME or file:CHECKPOINT.")]
 WeightsOpt = Annotated[Optional[Path], typer.Option("--weights", help="Weights file for a timm:/torchvision: model (no download).")]
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto (CUDA when present), cpu or cuda.")]
 BatchOpt = Annotated[Optional[int], typer.Option("--batch-size", min=1, help="Images per model call (default 32 on CPU, 128 on CUDA).")]

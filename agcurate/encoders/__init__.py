@@ -1,4 +1,4 @@
-"""Encoder registry: ``lite0`` (default, offline), ``timm:NAME``, ``torchvision:NAME``, ``file:PATH``."""
+"""Encoder registry: ``lite0`` (default, offline), ``lite0-ml`` (offline), ``timm:NAME``, ``torchvision:NAME``, ``file:PATH``."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from .base import Encoder
 from .checkpoint import CHECKPOINT_FORMAT, read_checkpoint, save_encoder
 
 DEFAULT_MODEL = "lite0"
-SUGGESTED = ["lite0", "timm:resnet50.a1_in1k", "timm:vit_small_patch14_dinov2.lvd142m",
+SUGGESTED = ["lite0", "lite0-ml", "timm:resnet50.a1_in1k", "timm:vit_small_patch14_dinov2.lvd142m",
              "torchvision:resnet50", "torchvision:efficientnet_b0"]
 
 __all__ = ["CHECKPOINT_FORMAT", "DEFAULT_MODEL", "Encoder", "get_encoder", "list_encoders",
@@ -21,10 +21,10 @@ def get_encoder(name: str = DEFAULT_MODEL, weights: str | None = None,
     """Resolve a ``--model`` value to an encoder (nothing is downloaded until it is built)."""
     if weights and not Path(weights).is_file():
         raise UnknownModelError(f"--weights {weights}: no such file")
-    if name == "lite0":
+    if name in ("lite0", "lite0-ml"):
         from .lite0 import lite0_encoder
 
-        return lite0_encoder(image_size)
+        return lite0_encoder(image_size, multilevel=name == "lite0-ml")
     kind, sep, rest = name.partition(":")
     if sep and kind == "timm":
         from .hub import timm_encoder
@@ -43,7 +43,7 @@ def get_encoder(name: str = DEFAULT_MODEL, weights: str | None = None,
 
         return file_encoder(name, image_size)
     raise UnknownModelError(
-        f"unknown model {name!r}: use lite0, timm:NAME, torchvision:NAME or file:CHECKPOINT")
+        f"unknown model {name!r}: use lite0, lite0-ml, timm:NAME, torchvision:NAME or file:CHECKPOINT")
 
 
 def list_encoders(extra: list[str] | None = None) -> list[dict]:

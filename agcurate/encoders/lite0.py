@@ -60,7 +60,39 @@ def build_backbone():
     return model.eval()
 
 
-def lite0_encoder(image_size: int | None = None) -> Encoder:
+MULTILEVEL_BLOCK = 5        # timm block index of the 192-channel stage (stride 32, before the last stage)
+MULTILEVEL_DIM = 1280 + 192
+
+
+def build_multilevel():
+    """Pooled head features (1280) beside pooled block-5 features (192), each L2-normalised.
+
+    The mid-level block keeps texture and layout that the ImageNet head partly discards; for
+    overhead and field imagery it separates classes better (benchmarks/cluster_quality.py).
+    """
+    import torch
+
+    class MultiLevel(torch.nn.Module):
+        def __init__(self, net):
+            super().__init__()
+            self.net = net
+
+        def forward(self, x):
+            net = self.net
+            h = net.bn1(net.conv_stem(x))
+            mid = None
+            for i, block in enumerate(net.blocks):
+                h = block(h)
+                if i == MULTILEVEL_BLOCK:
+                    mid = h.mean((2, 3))
+            head = net.bn2(net.conv_head(h)).mean((2, 3))
+            nrm = torch.nn.functional.normalize
+            return torch.cat([nrm(head, dim=1), nrm(mid, dim=1)], dim=1)
+
+    return MultiLevel(build_classifier()).eval()
+
+
+def lite0_encoder(image_size: int | None = None, multilevel: bool = False) -> Encoder:
     from .base import file_digest
 
     try:
@@ -68,6 +100,13 @@ def lite0_encoder(image_size: int | None = None) -> Encoder:
         offline = True
     except (WeightsUnavailableError, OSError):
         wid, offline = "imagenet-missing", False
+    if multilevel:
+        return Encoder(
+            name="lite0-ml", dim=MULTILEVEL_DIM, input_size=image_size or 224, mean=TF_MEAN, std=TF_STD,
+            weights_id=wid, build=build_multilevel, offline=offline,
+            description="lite0 with its block-5 features pooled beside the head's (multi-level; "
+                        "better clusters on overhead imagery)",
+        )
     return Encoder(
         name="lite0", dim=1280, input_size=image_size or 224, mean=TF_MEAN, std=TF_STD,
         weights_id=wid, build=build_backbone, offline=offline,
