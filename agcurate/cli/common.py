@@ -11,6 +11,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from ..encoders import DEFAULT_MODEL
 from ..errors import AgcurateError
 
 DEFAULT_OUT = Path("agcurate-out")
@@ -91,7 +92,7 @@ def command(app: typer.Typer, name: str | None = None, **kwargs):
 class EmbedOptions:
     """The embedding flags every embedding command shares (see ``embed_options``)."""
 
-    model: str = "lite0"
+    model: str = DEFAULT_MODEL
     weights: Path | None = None
     device: str = "auto"
     batch_size: int | None = None
@@ -115,7 +116,7 @@ class EmbedOptions:
         return run_embed(paths, source_options=opts, quiet=quiet, remember=remember, **kw)
 
 
-_EMBED_FLAGS = (("model", ModelOpt, "lite0"), ("weights", WeightsOpt, None), ("device", DeviceOpt, "auto"),
+_EMBED_FLAGS = (("model", ModelOpt, DEFAULT_MODEL), ("weights", WeightsOpt, None), ("device", DeviceOpt, "auto"),
                 ("batch_size", BatchOpt, None), ("workers", WorkersOpt, None), ("image_size", ImageSizeOpt, None),
                 ("store", StoreOpt, None), ("backend", BackendOpt, "auto"))
 _RASTER_FLAGS = (("tile", TileOpt, None), ("stride", StrideOpt, None), ("bands", BandsOpt, None),
