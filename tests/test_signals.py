@@ -1,0 +1,55 @@
+"""Pixel signals on generated images with known answers (and against a plain numpy reference)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from agcurate.signals import _black_share, pixel_signals, resize_square
+
+
+def _signals(rgb, nodata=None):
+    return pixel_signals(rgb, resize_square(rgb, 32), nodata)
+
+
+def test_no_data_share_counts_pixels_black_in_every_channel():
+    rgb = np.full((40, 50, 3), 200, np.uint8)
+    rgb[:10] = 0                      # a quarter of the rows pure black
+    rgb[20, :, :] = (0, 0, 1)         # nearly black, but not no-data
+    rgb[30, :5] = (0, 7, 0)
+    assert _signals(rgb)["nodata"] == pytest.approx(0.25)
+    assert _signals(np.zeros((8, 8, 3), np.uint8))["nodata"] == 1.0
+    assert _black_share(np.zeros((0, 8, 3), np.uint8)) == 1.0
+    assert _black_share(np.array([[0, 3], [0, 0]], np.uint8)) == 0.75  # one-band input
+    flagged = np.zeros((40, 50), bool)
+    flagged[:, :5] = True             # the source's own mask wins over pixel values
+    assert _signals(rgb, nodata=flagged)["nodata"] == pytest.approx(0.1)
+
+
+def test_flat_grey_has_known_brightness_no_saturation_no_sharpness():
+    s = _signals(np.full((64, 64, 3), 51, np.uint8))
+    assert s["brightness"] == pytest.approx(51 / 255, abs=1e-6)
+    assert s["saturation"] == 0.0 and s["sharpness"] == 0.0
+    red = _signals(np.tile(np.array([255, 0, 0], np.uint8), (16, 16, 1)))
+    assert red["saturation"] == pytest.approx(1.0)
+
+
+def test_signals_match_a_numpy_reference_on_random_pixels():
+    import cv2
+
+    rng = np.random.default_rng(3)
+    rgb = rng.integers(0, 256, (300, 200, 3), dtype=np.uint8)
+    rgb[::7] = 0
+    small = resize_square(rgb, 32)
+    got = pixel_signals(rgb, small)
+    gray = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY)
+    want = {
+        "brightness": gray.mean() / 255,
+        "saturation": cv2.cvtColor(small, cv2.COLOR_RGB2HSV)[:, :, 1].mean() / 255,
+        "sharpness": cv2.Laplacian(gray, cv2.CV_32F).astype(np.float64).var(),
+        "nodata": np.mean(~rgb.any(axis=2)),
+    }
+    for k, v in want.items():
+        assert got[k] == pytest.approx(v, rel=1e-4), k
+    sharp = _signals(np.kron(rng.integers(0, 2, (8, 8)), np.ones((4, 4)))[..., None].repeat(3, 2).astype(np.uint8) * 255)
+    assert sharp["sharpness"] > 1000  # a hard checkerboard is sharp
