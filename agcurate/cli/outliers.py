@@ -11,7 +11,7 @@ from .common import DEFAULT_OUT, EmbedOptions, OutOpt, PathsArg, command, consol
 
 MethodOpt = Annotated[str, typer.Option("--method", help="auto (kNN + LOF at large k + pixel/spectral signals), knn, lof, signals or iforest.")]
 ContaminationOpt = Annotated[Optional[float], typer.Option("--contamination", min=0.0, max=1.0, help="Flag this share of items (the most outlying), e.g. 0.05.")]
-ThresholdOpt = Annotated[Optional[float], typer.Option("--threshold", help="Flag items whose score is at least T (default 3.5; scores are robust z-scores).")]
+ThresholdOpt = Annotated[Optional[float], typer.Option("--threshold", help="Flag items whose score is at least T (default 5; scores are robust z-scores).")]
 ReferenceOpt = Annotated[Optional[Path], typer.Option("--reference", help="A known-clean collection: score PATH against it (novelty detection).")]
 KOpt = Annotated[Optional[int], typer.Option("--k", min=1, help="Neighbourhood size (default 15% of the collection, 5-100).")]
 
@@ -34,7 +34,7 @@ def register(app: typer.Typer) -> None:
         from rich.table import Table
 
         from ..errors import AgcurateError
-        from ..ops.outliers import METHODS, csv_frame, score_outliers, with_nodata_tiles
+        from ..ops.outliers import DEFAULT_THRESHOLD, METHODS, csv_frame, score_outliers, with_nodata_tiles
         from ..report.html import write_csv
         from ..report.outliers import write_outliers_report
 
@@ -55,7 +55,7 @@ def register(app: typer.Typer) -> None:
         out.mkdir(parents=True, exist_ok=True)
         csv_path = write_csv(csv_frame(scored), out / "outliers.csv")
         rule = (f"top {contamination:g} share" if contamination is not None
-                else f"score >= {threshold if threshold is not None else 3.5:g}")
+                else f"score >= {threshold if threshold is not None else DEFAULT_THRESHOLD:g}")
         mode = f"against reference {reference}" if reference is not None else "against the collection itself"
         base = str(Path(emb.inputs[0])) if len(emb.inputs) == 1 and Path(emb.inputs[0]).is_dir() else None
         html = write_outliers_report(scored, {it.key: it for it in emb.to_items()}, out / "outliers.html",
