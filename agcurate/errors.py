@@ -15,6 +15,12 @@ class NoUsableInputError(AgcurateError):
     exit_code = 2
 
 
+class UsageError(AgcurateError):
+    """An option or argument is invalid (found before any work starts); exit code 2."""
+
+    exit_code = 2
+
+
 class UnknownModelError(AgcurateError):
     """The ``--model`` name matches no registered encoder."""
 

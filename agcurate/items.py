@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,3 +68,13 @@ def display_path(path: str, base: str | None = None) -> str:
         except ValueError:
             pass
     return path
+
+def items_from_frame(frame: "pd.DataFrame") -> list[Item]:  # noqa: F821
+    """``Item`` objects for the rows of an items table (operations use it to load pixels again)."""
+    out = []
+    for r in frame.itertuples(index=False):
+        window = None if int(r.x) < 0 else (int(r.x), int(r.y), int(r.w), int(r.h))
+        out.append(Item(path=r.path, kind=r.kind, frame=int(r.frame), time_s=float(r.time_s),
+                        window=window, variant=r.variant, fingerprint=r.fingerprint,
+                        meta=json.loads(r.meta) if r.meta else {}))
+    return out

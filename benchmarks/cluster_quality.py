@@ -44,7 +44,7 @@ def label_of(path: str) -> str:
 
 def knn_accuracy(vectors: np.ndarray, labels: np.ndarray, k: int = 5) -> float:
     """Leave-one-out k-NN (cosine, majority vote) accuracy of the embedding itself."""
-    from agcurate.neighbors import knn
+    from agcurate.ops.neighbors import knn
 
     _, ids = knn(vectors, k)
     correct = 0

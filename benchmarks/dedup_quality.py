@@ -205,7 +205,7 @@ def main() -> None:
 
     # 2. agcurate, step by step: candidates from kNN, + rotation-aware candidates, + verification
     from agcurate.ops.dedup import CANDIDATE_SIMILARITY, K, candidate_pairs
-    from agcurate.rotations import turned_vectors
+    from agcurate.embedding.rotations import turned_vectors
 
     t0 = time.perf_counter()
     turned = turned_vectors(emb, store=tmp / "store", progress=False)
@@ -228,7 +228,7 @@ def main() -> None:
         t0 = time.perf_counter()
         res = find_duplicates(emb.vectors, emb.items, **kw)
         t_dedup = time.perf_counter() - t0
-        gids = res["dedup_group"].to_numpy()
+        gids = res["group"].to_numpy()
         groups = [[names[i] for i in np.flatnonzero(gids == g)] for g in sorted(set(gids) - {-1})]
         row(f"{label}", group_pairs(groups), true, f"threshold {DEFAULT_THRESHOLD}; {t_dedup:.1f} s")
     # featureless bases (calm water: grey spread under FLAT_STD levels) have no identity to find:

@@ -41,8 +41,8 @@ def model_only(files, size, batch_size, channels_last=True, threads=None, backen
     import torch
 
     from agcurate.encoders import get_encoder
-    from agcurate.runtime import ModelRunner, make_runner
-    from agcurate.signals import resize_square
+    from agcurate.encoders.runners import ModelRunner, make_runner
+    from agcurate.embedding.signals import resize_square
     from agcurate.sources.images import decode_image
 
     enc = get_encoder("lite0")

@@ -42,7 +42,7 @@ def score(kept_frames: list[int], shots) -> dict:
 
 
 def run_agcurate(video: Path, out: Path, store: Path, verify_layout: bool = True) -> list[int]:
-    from agcurate.keyframes import keyframes
+    from agcurate.workflows.frames import keyframes
 
     res = keyframes([video], out=out, store=store, progress=False, verify_layout=verify_layout)
     return sorted(res.videos[0].kept["frame"].tolist())

@@ -67,7 +67,7 @@ def make_vectors(n: int, d: int, seed: int = 0, planted: float = 0.01) -> tuple[
 
 
 def run(n: int, d: int, k: int, sample: int = 200) -> None:
-    from agcurate import neighbors
+    from agcurate.ops import neighbors
 
     v, planted = make_vectors(n, d)
     mode = "exact" if n <= neighbors.EXACT_LIMIT else (

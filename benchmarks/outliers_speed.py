@@ -20,7 +20,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from agcurate.ops.outliers import score_outliers  # noqa: E402
-from agcurate.store import EmbeddingStore  # noqa: E402
+from agcurate.embedding.store import EmbeddingStore  # noqa: E402
 
 
 def synthetic(n: int, dim: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

@@ -34,7 +34,7 @@ def rice_originals(root: Path) -> list[str]:
 
 def probe_at(paths, model, store, size, fractions, repeats, label="") -> dict:
     """10%-label linear accuracy and the full summary for one model at one input size."""
-    from agcurate.evaluation import probe_models
+    from agcurate.workflows.probe import probe_models
 
     t0 = time.perf_counter()
     res = probe_models(paths, [model], from_folders=True, fractions=fractions, repeats=repeats,
@@ -62,7 +62,7 @@ def plan(name, paths, workdir: Path, args, budget_s: float) -> tuple[int, int | 
     """Epochs (and a step cap when not even one epoch fits) for the budget, from a few timed steps."""
     import torch
 
-    from agcurate.pretrain import PretrainConfig, pretrain
+    from agcurate.training import PretrainConfig, pretrain
 
     if args.epochs:
         return args.epochs, None
@@ -93,7 +93,7 @@ def train_kwargs(args, embed_size) -> dict:
 def train_with_curve(name, paths, workdir: Path, args, epochs: int, cap: int | None, fractions, repeats,
                      store, size):
     """Train ``epochs`` epochs in chunks (stop, then ``resume``), probing the encoder after each chunk."""
-    from agcurate.pretrain import PretrainConfig, export_checkpoint, pretrain
+    from agcurate.training import PretrainConfig, export_checkpoint, pretrain
 
     workdir.mkdir(parents=True, exist_ok=True)
     ckpt = workdir / "model.pt.ckpt"
@@ -156,7 +156,7 @@ def main() -> None:
 
     # 1. probe speed on 1,500 cached embeddings (lite0 at its default 224 px)
     from agcurate.embedding import embed
-    from agcurate.labels import labels_from_folders
+    from agcurate.workflows.labels import labels_from_folders
     from agcurate.ops.probe import probe
 
     emb = embed([eurosat], "lite0", store=args.store, progress=False)

@@ -14,7 +14,8 @@ from typer.testing import CliRunner
 
 from agcurate.cli import app
 from agcurate.ops.dedup import candidate_pairs, duplicates_table, find_duplicates, summary
-from agcurate.verify import compare, features
+from agcurate.workflows.dedup import pixel_loader
+from agcurate.ops.verify import compare, features
 
 runner = CliRunner()
 ODD = "<img src=x onerror=alert(1)>.jpg"
@@ -64,16 +65,16 @@ def test_keep_policies(examples_embeddings):
     emb = examples_embeddings
     items = emb.items.copy()
     names = [Path(p).name for p in emb.paths]
-    first = find_duplicates(emb.vectors, items, keep="first")
+    first = find_duplicates(emb.vectors, items, keep="first", load=pixel_loader(items))
     kept = {names[i] for i in np.flatnonzero(first["keep"].to_numpy())}
     assert kept == {"AnnualCrop_1.jpg", "OSBS_029.jpg", "SOAP_061.png"}  # path order
     items["sharpness"] = [5.0 if n == "SOAP_061_bright.jpg" else 1.0 for n in names]
-    sharp = find_duplicates(emb.vectors, items, keep="sharpest")
-    assert names[int(np.flatnonzero(sharp["keep"].to_numpy() & (sharp["dedup_group"] == 2).to_numpy())[0])] == \
+    sharp = find_duplicates(emb.vectors, items, keep="sharpest", load=pixel_loader(items))
+    assert names[int(np.flatnonzero(sharp["keep"].to_numpy() & (sharp["group"] == 2).to_numpy())[0])] == \
         "SOAP_061_bright.jpg"
     assert int(sharp["is_duplicate"].sum()) == 4 and summary(sharp)["groups"] == 3
     with pytest.raises(ValueError):
-        find_duplicates(emb.vectors, items, keep="smallest")
+        find_duplicates(emb.vectors, items, keep="smallest", load=pixel_loader(items))
 
 
 def test_embedding_alone_is_not_enough(examples_embeddings):
@@ -83,9 +84,9 @@ def test_embedding_alone_is_not_enough(examples_embeddings):
     i, j = names.index("SeaLake_2.jpg"), names.index("SeaLake_5.jpg")
     a, b = names.index("AnnualCrop_1.jpg"), names.index("AnnualCrop_1_rot90.jpg")
     assert emb.vectors[i] @ emb.vectors[j] > emb.vectors[a] @ emb.vectors[b]
-    res = find_duplicates(emb.vectors, emb.items)
-    assert res["dedup_group"][i] == -1 and res["dedup_group"][j] == -1
-    assert res["dedup_group"][a] == res["dedup_group"][b] >= 0
+    res = find_duplicates(emb.vectors, emb.items, load=pixel_loader(emb.items))
+    assert res["group"][i] == -1 and res["group"][j] == -1
+    assert res["group"][a] == res["group"][b] >= 0
 
 
 def test_pair_verification_scores(examples_dir):
@@ -117,9 +118,9 @@ def test_exact_duplicates_need_no_vectors():
                           "width": 10, "height": 10, "bytes": [5, 9, 7, 1]})
     vecs = np.eye(4, dtype=np.float32)  # no two alike by embedding
     res = find_duplicates(vecs, items, load=lambda i: pytest.fail("no pixels needed"))
-    assert res["dedup_group"].tolist() == [0, 1, 0, 1]
+    assert res["group"].tolist() == [0, 1, 0, 1]
     assert res["keep"].tolist() == [False, True, True, False]  # same pixels count: more bytes wins
-    assert res["dedup_reason"].tolist() == ["exact"] * 4 and res["dedup_score"].tolist() == [1.0] * 4
+    assert res["reason"].tolist() == ["exact"] * 4 and res["score"].tolist() == [1.0] * 4
     table = duplicates_table(items, res)
     assert table["path"].tolist() == ["c", "a", "b", "d"] and table["keep"].tolist() == [True, False, True, False]
 
@@ -230,7 +231,7 @@ def test_bad_keep_and_missing_manifest_are_clear_errors(tmp_path):
 
 def test_turned_embeddings_match_turned_files(examples_dir, tmp_path, store, capfd):
     """`--rotations`: the collection embedded turned by 90 degrees finds the turned copy as itself."""
-    from agcurate.rotations import turned_vectors
+    from agcurate.embedding.rotations import turned_vectors
 
     import agcurate
 
@@ -239,7 +240,7 @@ def test_turned_embeddings_match_turned_files(examples_dir, tmp_path, store, cap
     for n in ("AnnualCrop_1.jpg", "AnnualCrop_1_rot90.jpg", "Forest_1.jpg"):
         shutil.copyfile(examples_dir / n, d / n)
     emb = agcurate.embed([d], store=store, workers=0, progress=False)
-    turned = turned_vectors(emb, turns=(1, 3), store=store, workers=0, progress=False)
+    turned = turned_vectors(emb, turns=(1, 3), config=agcurate.EmbedConfig(store=store, workers=0), progress=False)
     names = [Path(p).name for p in emb.paths]
     a, r = names.index("AnnualCrop_1.jpg"), names.index("AnnualCrop_1_rot90.jpg")
     plain = float(emb.vectors[a] @ emb.vectors[r])

@@ -95,7 +95,7 @@ def test_paths_default_to_last_collection(tmp_path, store, examples_dir):
 
 def test_compaction_keeps_newest_rows(tmp_path, store, examples_dir):
     from agcurate.encoders import get_encoder
-    from agcurate.store import EmbeddingStore
+    from agcurate.embedding.store import EmbeddingStore
 
     d = _copy_examples(examples_dir, tmp_path / "data", 2)
     agcurate.embed([d], store=store, workers=0)
@@ -147,7 +147,7 @@ def test_sigkill_mid_run_loses_at_most_one_chunk(tmp_path, store, examples_dir):
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     from agcurate.encoders import get_encoder
-    from agcurate.store import EmbeddingStore
+    from agcurate.embedding.store import EmbeddingStore
 
     enc = get_encoder("lite0", image_size=96)
     st = EmbeddingStore(store, enc.id, enc.slug, enc.dim)
@@ -187,7 +187,7 @@ def test_store_reads_parts_of_the_older_list_format_beside_new_ones(tmp_path):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from agcurate.store import EmbeddingStore
+    from agcurate.embedding.store import EmbeddingStore
 
     st = EmbeddingStore(tmp_path, "enc", "enc", 4)
     rng = np.random.default_rng(0)
@@ -211,7 +211,7 @@ def test_store_reads_parts_of_the_older_list_format_beside_new_ones(tmp_path):
 def test_default_workers_scale_with_cores_on_cuda_only(monkeypatch):
     """CPU keeps at most 4 decode workers (the model needs the cores); CUDA, where decoding is the
     bottleneck, takes up to GPU_WORKERS and leaves one core to the main process."""
-    from agcurate.embedding import GPU_WORKERS, default_workers
+    from agcurate.embedding.encode import GPU_WORKERS, default_workers
 
     monkeypatch.setenv("AGCURATE_THREADS", "16")
     assert default_workers(10) == 0 and default_workers(10, cuda=True) == 0
@@ -227,7 +227,7 @@ def test_default_workers_scale_with_cores_on_cuda_only(monkeypatch):
 
 def test_onnx_backend_on_cuda_is_refused_not_silently_swapped(monkeypatch):
     """ONNX Runtime is the CPU path; asking for it on CUDA must say so instead of running torch."""
-    import agcurate.runtime as rt
+    import agcurate.encoders.runners as rt
     from agcurate.encoders import get_encoder
 
     monkeypatch.setattr(rt, "resolve_device", lambda device="auto": "cuda")

@@ -46,7 +46,7 @@ def test_lite0_weights_classify_real_photos(lite0_classifier, name, expected):
 def test_lite0_embedding_is_normalised_pooled_backbone_feature(lite0_classifier):
     import torch
 
-    from agcurate.runtime import ModelRunner
+    from agcurate.encoders.runners import ModelRunner
 
     enc = get_encoder("lite0")
     assert enc.dim == 1280 and enc.input_size == 224 and enc.offline
@@ -65,7 +65,7 @@ def test_lite0_ml_joins_head_and_block5_features_with_equal_weight(lite0_classif
     """lite0-ml = [unit(pooled head), unit(pooled block 5)] / sqrt(2): checked with a forward hook."""
     import torch
 
-    from agcurate.runtime import ModelRunner
+    from agcurate.encoders.runners import ModelRunner
 
     enc = get_encoder("lite0-ml")
     assert enc.dim == 1280 + 192 and enc.offline and enc.id != get_encoder("lite0").id

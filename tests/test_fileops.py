@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from agcurate import fileops
-from agcurate.fileops import MoveError, move_files, plan_moves, read_manifest, undo
+from agcurate.workflows import fileops
+from agcurate.workflows.fileops import MoveError, move_files, plan_moves, read_manifest, undo
 
 
 def _tree(root: Path) -> dict[str, bytes]:

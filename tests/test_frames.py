@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from agcurate.cli import app
-from agcurate.ops.frames import select_keyframes
+from agcurate.ops.keyframes import select_keyframes
 from videokit import SHARP_AT, pan, photo, story, write_video
 
 # --- the pure function on hand-made vectors --------------------------------------------------------
@@ -39,15 +39,15 @@ def test_select_keyframes_known_structure():
     sharp[2 * 6 + 4] = 50.0  # the one sharp frame of the hold
     sharp[0 * 6 + 2] = 9.0   # ... and of shot A
     res = select_keyframes(vecs, _table(vecs, sharp), threshold=0.75)
-    kept = names[res["keep"].to_numpy()].tolist()
+    kept = names[res["is_keyframe"].to_numpy()].tolist()
     assert kept == ["A", "B", "hold", "C", "D"]                    # one each, nothing from A again
-    assert res.loc[res["keep"], "frame"].tolist()[0] == 2 * 5      # sharpest of A
-    assert res.loc[res["keep"], "frame"].tolist()[2] == (2 * 6 + 4) * 5
+    assert res.loc[res["is_keyframe"], "frame"].tolist()[0] == 2 * 5      # sharpest of A
+    assert res.loc[res["is_keyframe"], "frame"].tolist()[2] == (2 * 6 + 4) * 5
     a2 = res[names == "A2"]
-    assert a2["repeat"].all() and (a2["shot"] == 0).all()          # compared with A, four runs back
+    assert a2["is_repeat"].all() and (a2["shot"] == 0).all()          # compared with A, four runs back
     assert res["segment"].tolist() == sorted(res["segment"].tolist())
-    assert res.loc[res["keep"], "score"].min() > 0.5               # keyframes are far from each other
-    assert res.loc[~res["keep"], "score"].max() < 0.25             # dropped frames are near a keyframe
+    assert res.loc[res["is_keyframe"], "score"].min() > 0.5               # keyframes are far from each other
+    assert res.loc[~res["is_keyframe"], "score"].max() < 0.25             # dropped frames are near a keyframe
 
 
 def test_select_keyframes_slow_drift_keeps_both_ends():
@@ -55,23 +55,23 @@ def test_select_keyframes_slow_drift_keeps_both_ends():
     t = np.linspace(0, np.pi / 2, 30)
     vecs = np.stack([np.cos(t), np.sin(t)] + [np.zeros(30)] * 6, axis=1)
     res = select_keyframes(vecs, _table(vecs), threshold=0.9)
-    assert 2 <= res["keep"].sum() <= 4
-    assert res.loc[~res["keep"], "score"].max() < 0.15             # every frame is near some keyframe
+    assert 2 <= res["is_keyframe"].sum() <= 4
+    assert res.loc[~res["is_keyframe"], "score"].max() < 0.15             # every frame is near some keyframe
 
 
 def test_select_keyframes_edge_cases():
     empty = select_keyframes(np.zeros((0, 8), np.float32), _table(np.zeros((0, 8))))
-    assert list(empty.columns) == ["frame", "time_s", "segment", "shot", "repeat", "keep", "score"]
+    assert list(empty.columns) == ["frame", "time_s", "segment", "shot", "is_repeat", "is_keyframe", "score"]
     assert len(empty) == 0
     one = select_keyframes(np.eye(8)[:1], pd.DataFrame({"frame": [7], "time_s": [0.7]}))
-    assert one["keep"].tolist() == [True] and one["score"].tolist() == [1.0]
+    assert one["is_keyframe"].tolist() == [True] and one["score"].tolist() == [1.0]
     # unsorted input rows: the result follows the input order
     rng = np.random.default_rng(1)
     vecs = np.concatenate([_run(rng, np.eye(8)[0], 3), _run(rng, np.eye(8)[1], 3)])
     tab = _table(vecs).iloc[::-1].reset_index(drop=True)
     res = select_keyframes(vecs[::-1], tab)
     assert res["frame"].tolist() == tab["frame"].tolist()
-    assert res["keep"].sum() == 2 and res.loc[res["frame"] == 0, "segment"].item() == 0
+    assert res["is_keyframe"].sum() == 2 and res.loc[res["frame"] == 0, "segment"].item() == 0
 
 
 # --- real videos spliced from real photos -------------------------------------------------------------
@@ -95,17 +95,17 @@ def warm_store(tmp_path_factory, story_video):
 
 
 def test_keyframes_of_a_spliced_video(story_video, warm_store, tmp_path):
-    from agcurate.keyframes import keyframes
+    from agcurate.workflows.frames import frames
 
     video, shots = story_video
-    res = keyframes([video], out=tmp_path / "out", fps=5, store=warm_store, workers=0)
+    res = frames([video], out=tmp_path / "out", fps=5, store=warm_store, workers=0)
     assert res.embeddings.stats.encoded == 0                       # every sample came from the store
     (v,) = res.videos
     kept = v.kept["frame"].tolist()
     per_shot = {name: sum(f in rng for f in kept) for name, rng in shots.items()}
     assert per_shot == {"A": 1, "B": 1, "hold": 1, "C": 1, "A2": 0, "D": 1}
     assert shots["hold"][SHARP_AT] in kept                         # the sharp frame of the blurred hold
-    assert v.table.loc[v.table["frame"].isin(shots["A2"]), "repeat"].all()
+    assert v.table.loc[v.table["frame"].isin(shots["A2"]), "is_repeat"].all()
     csv = pd.read_csv(tmp_path / "out" / "frames.csv")
     assert list(csv.columns[:4]) == ["frame", "time_s", "path", "score"]
     assert csv["frame"].tolist() == kept
@@ -175,22 +175,22 @@ def test_cli_frames_bad_input(tmp_path, store):
 
 def test_frames_without_any_video_says_so(tmp_path, store, examples_dir):
     from agcurate.errors import NoUsableInputError
-    from agcurate.keyframes import keyframes
+    from agcurate.workflows.frames import frames
 
     img = tmp_path / "imgs"
     img.mkdir()
     shutil.copy(examples_dir / "Forest_1.jpg", img)
     with pytest.raises(NoUsableInputError, match="no video found"):
-        keyframes([img], out=tmp_path / "o", store=store, workers=0)
+        frames([img], out=tmp_path / "o", store=store, workers=0)
 
 
 @pytest.mark.slow
 def test_example_video_of_the_readme(tmp_path, store):
     # examples/videos/intel-shots.mp4: parking 0-74, bottles 75-149, hall 150-224, parking again 225-299, signer 300-349
-    from agcurate.keyframes import keyframes
+    from agcurate.workflows.frames import frames
 
     video = Path(__file__).resolve().parents[1] / "examples" / "videos" / "intel-shots.mp4"
-    res = keyframes([video], out=tmp_path / "out", store=store, workers=0)
+    res = frames([video], out=tmp_path / "out", store=store, workers=0)
     kept = res.videos[0].kept["frame"].tolist()
     shots = [range(0, 75), range(75, 150), range(150, 225), range(225, 300), range(300, 350)]
     assert [sum(f in s for f in kept) for s in shots] == [1, 1, 1, 0, 1]

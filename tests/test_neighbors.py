@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from agcurate import neighbors
-from agcurate.neighbors import knn, pairs_above
+from agcurate.ops import neighbors
+from agcurate.ops.neighbors import knn, pairs_above
 
 
 def _unit(x):

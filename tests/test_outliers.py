@@ -183,9 +183,9 @@ def test_outliers_cli_rejects_conflicting_rules(tmp_path):
     from agcurate.cli import app
 
     res = CliRunner().invoke(app, ["outliers", str(tmp_path), "--contamination", "0.1", "--threshold", "3"])
-    assert res.exit_code == 1 and "either --contamination or --threshold" in res.output
+    assert res.exit_code == 2 and "either --contamination or --threshold" in res.output
     res = CliRunner().invoke(app, ["outliers", str(tmp_path), "--method", "magic"])
-    assert res.exit_code == 1 and "unknown --method" in res.output
+    assert res.exit_code == 2 and "--method 'magic' is not one of auto, knn, lof, mcd, signals, iforest" in res.output
 
 
 def test_large_collection_uses_sampled_neighbours_and_still_finds_the_group():

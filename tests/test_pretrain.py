@@ -10,9 +10,9 @@ import torch
 from typer.testing import CliRunner
 
 from agcurate.cli import app
-from agcurate.pretrain import PretrainConfig, pretrain
-from agcurate.pretrain.augment import AugmentConfig, BandJitter, make_views, to_view_input
-from agcurate.pretrain.data import read_pairs
+from agcurate import PretrainConfig, pretrain
+from agcurate.training.augment import AugmentConfig, BandJitter, make_views, to_view_input
+from agcurate.training.data import read_pairs
 
 CLASSES = ("Forest", "Highway", "SeaLake", "Industrial")
 SMALL = dict(batch_size=8, image_size=32, embed_size=48, workers=0, lr=1e-3, seed=0)
@@ -184,7 +184,7 @@ def test_pretrain_errors(tmp_path):
     res = CliRunner().invoke(app, ["pretrain", str(tmp_path / "empty"), "--out", str(tmp_path / "m.pt")])
     assert res.exit_code == 2 and "no image found" in res.output
     res = CliRunner().invoke(app, ["pretrain", str(tmp_path), "--method", "byol"])
-    assert res.exit_code == 1 and "unknown --method" in res.output
+    assert res.exit_code == 2 and "--method 'byol' is not one of simclr, dino" in res.output
 
 
 @pytest.mark.slow

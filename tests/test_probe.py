@@ -9,8 +9,8 @@ from typer.testing import CliRunner
 
 from agcurate.cli import app
 from agcurate.errors import AgcurateError
-from agcurate.evaluation import parse_fractions
-from agcurate.labels import labels_from_folders, match_labels, read_labels_csv
+from agcurate.workflows.probe import parse_fractions
+from agcurate.workflows.labels import labels_from_folders, match_labels, read_labels_csv
 from agcurate.ops.probe import RUN_COLUMNS, SUMMARY_COLUMNS, probe, stratified_sample, summarize
 
 
@@ -179,9 +179,9 @@ def test_probe_cli_labels_csv_two_models_side_by_side(eurosat_subset, tmp_path):
 def test_probe_cli_errors_are_one_line(eurosat_subset, tmp_path):
     root, store = eurosat_subset
     res = CliRunner().invoke(app, ["probe", str(root), "--store", str(store), "--image-size", "96"])
-    assert res.exit_code == 1 and "exactly one of --labels" in res.output
+    assert res.exit_code == 2 and "exactly one of --labels" in res.output
     empty = tmp_path / "labels.csv"
     empty.write_text("path,label\n/nowhere/x.jpg,a\n")
     res = CliRunner().invoke(app, ["probe", str(root), "--labels", str(empty), "--store", str(store),
                                    "--image-size", "96"])
-    assert res.exit_code == 1 and "no embedded item has a label" in res.output
+    assert res.exit_code == 2 and "no embedded item has a label" in res.output

@@ -7,6 +7,7 @@ import warnings
 import numpy as np
 import pytest
 
+from agcurate.errors import UsageError
 from agcurate.sources import SourceOptions, discover, read_group
 from agcurate.sources.raster import RasterSource, stretch_to_uint8
 from agcurate.sources.tiling import tile_windows
@@ -87,9 +88,11 @@ def test_band_names_pick_bands_and_unknown_band_is_reported(shared_data):
     root = shared_data("bigearthnet-s2-example")
     falsecolour = discover([root], SourceOptions(bands="B08,B04,B03"))
     assert falsecolour.items[0].variant.startswith("bands=B08,B04,B03")
-    bad = discover([root], SourceOptions(bands="B04,B03,B99"))
+    with pytest.raises(UsageError, match="unknown band 'B99'"):  # not a band name at all: before any file
+        SourceOptions(bands="B04,B03,B99")
+    bad = discover([root], SourceOptions(bands="4,3,99"))  # a band these files lack: each file says so
     assert not bad.items and len(bad.skipped) == 6
-    assert "no band 'B99'" in bad.skipped[0].reason
+    assert "band 99 out of range" in bad.skipped[0].reason
 
 
 def test_stretch_is_per_item_independent_cloud_bright_field_dark(shared_data):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from agcurate.signals import _black_share, pixel_signals, resize_square
+from agcurate.embedding.signals import _black_share, pixel_signals, resize_square
 
 
 def _signals(rgb, nodata=None):

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from .common import (DEFAULT_OUT, EmbedOptions, OutOpt, PathsArg, command, console, embed_options,
+from .common import (DEFAULT_OUT, OutOpt, PathsArg, command, console, embed_options, embedded_note,
                      key_value_table)
 
 MinClusterSizeOpt = Annotated[Optional[int], typer.Option(
@@ -33,33 +33,19 @@ def register(app: typer.Typer) -> None:
         min_samples: MinSamplesOpt = None,
         assign_noise: AssignNoiseOpt = False,
         seed: SeedOpt = 0,
-        opts: EmbedOptions = None,
+        config=None,
     ) -> None:
         """Group the collection into clusters and lay it out on a map; writes clusters.csv (+ report.html)."""
         from rich.markup import escape
 
-        from ..errors import AgcurateError
-        from ..ops.cluster import REDUCTIONS, cluster, clusters_csv, summary
-        from ..report import write_csv
+        from ..workflows.cluster import cluster
 
-        if reduction not in REDUCTIONS:
-            raise AgcurateError(f"--reduction must be one of {', '.join(REDUCTIONS)}, not {reduction!r}")
-        emb = opts.embed(paths)
-        table = cluster(emb.vectors, min_cluster_size=min_cluster_size, min_samples=min_samples,
-                        reduction=reduction, dims=dims, seed=seed, assign_noise=assign_noise)
-        out = Path(out)
-        csv_path = write_csv(clusters_csv(table, emb.items), out / "clusters.csv")
-        report_path = None
-        if report:
-            from dataclasses import asdict
-
-            from ..report.cluster import write_cluster_report
-
-            params = {"model": emb.encoder.name, **asdict(table.attrs["params"])}
-            report_path = write_cluster_report(out, emb.items, table, params=params)
-
-        s = summary(table)
-        p = table.attrs["params"]
+        res = cluster(paths or None, min_cluster_size=min_cluster_size, min_samples=min_samples,
+                      reduction=reduction, dims=dims, seed=seed, assign_noise=assign_noise, report=report,
+                      out=out, config=config, on_embedded=embedded_note)
+        emb, csv_path, report_path = res.embeddings, res.csv, res.report
+        s = res.summary
+        p = res.params
         con = console()
         con.print(key_value_table(f"agcurate cluster · {emb.encoder.name}", [
             ("items", f"{s['items']:,}"), ("clusters", f"{s['clusters']:,}"),

@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import inspect
 import os
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -42,21 +41,8 @@ OutOpt = Annotated[Path, typer.Option("--out", "-o", help="Folder for CSV and HT
 TileOpt = Annotated[Optional[int], typer.Option("--tile", min=8, help="Cut images and rasters into SIZE x SIZE tiles, each its own item.")]
 StrideOpt = Annotated[Optional[int], typer.Option("--stride", min=1, help="Step between tiles in pixels (default: the tile size; smaller overlaps).")]
 BandsOpt = Annotated[Optional[str], typer.Option("--bands", help="Raster bands to show the encoder, by name or 1-based index: B04,B03,B02 or 3,2,1 (default: true colour).")]
+ThreadsOpt = Annotated[Optional[int], typer.Option("--threads", min=1, help="CPU threads for the model (default: all cores; $AGCURATE_THREADS).")]
 StretchOpt = Annotated[Optional[str], typer.Option("--stretch", help="Clip range LO,HI that scales raster values to 8 bits (default: 0,3000 for 16-bit, 0,0.3 for float).")]
-
-
-def source_options(tile: int | None = None, stride: int | None = None, bands: str | None = None,
-                   stretch: str | None = None, fps: float | None = None):
-    """The ``SourceOptions`` of the common --tile/--stride/--bands/--stretch/--fps flags (None when
-    all unset, so a command without PATH reuses the options of the last ``embed``)."""
-    from ..errors import AgcurateError
-    from ..sources import SourceOptions
-
-    if stride is not None and tile is None:
-        raise AgcurateError("--stride needs --tile")
-    if tile is None and bands is None and stretch is None and fps is None:
-        return None
-    return SourceOptions(tile=tile, stride=stride, bands=bands, stretch=stretch, fps=fps)
 
 
 def console(stderr: bool = False):
@@ -88,56 +74,32 @@ def command(app: typer.Typer, name: str | None = None, **kwargs):
     return deco
 
 
-@dataclass
-class EmbedOptions:
-    """The embedding flags every embedding command shares (see ``embed_options``)."""
-
-    model: str = DEFAULT_MODEL
-    weights: Path | None = None
-    device: str = "auto"
-    batch_size: int | None = None
-    workers: int | None = None
-    image_size: int | None = None
-    store: Path | None = None
-    backend: str = "auto"
-    tile: int | None = None
-    stride: int | None = None
-    bands: str | None = None
-    stretch: str | None = None
-
-    def sources(self, fps: float | None = None):
-        """SourceOptions of the tile/band flags (None when none is set: reuse the last embed's)."""
-        return source_options(self.tile, self.stride, self.bands, self.stretch, fps=fps)
-
-    def embed(self, paths, *, source_options=None, quiet: bool = False, remember: bool = True):
-        """Embed ``paths`` (None: the last collection) with these options; see ``run_embed``."""
-        kw = {k: v for k, v in asdict(self).items() if k not in ("tile", "stride", "bands", "stretch")}
-        opts = source_options if source_options is not None else self.sources()
-        return run_embed(paths, source_options=opts, quiet=quiet, remember=remember, **kw)
-
-
-_EMBED_FLAGS = (("model", ModelOpt, DEFAULT_MODEL), ("weights", WeightsOpt, None), ("device", DeviceOpt, "auto"),
+_MODEL_FLAG = (("model", ModelOpt, DEFAULT_MODEL),)
+_EMBED_FLAGS = (("weights", WeightsOpt, None), ("device", DeviceOpt, "auto"), ("backend", BackendOpt, "auto"),
                 ("batch_size", BatchOpt, None), ("workers", WorkersOpt, None), ("image_size", ImageSizeOpt, None),
-                ("store", StoreOpt, None), ("backend", BackendOpt, "auto"))
-_RASTER_FLAGS = (("tile", TileOpt, None), ("stride", StrideOpt, None), ("bands", BandsOpt, None),
-                 ("stretch", StretchOpt, None))
+                ("tile", TileOpt, None), ("stride", StrideOpt, None), ("bands", BandsOpt, None),
+                ("stretch", StretchOpt, None), ("fps", FpsOpt, None), ("store", StoreOpt, None),
+                ("threads", ThreadsOpt, None))
 
 
-def embed_options(raster: bool = True):
-    """Give a command the shared embedding flags (``--model`` ... ``--backend``, and with ``raster``
-    ``--tile/--stride/--bands/--stretch``); the command receives them as ``opts: EmbedOptions``."""
-    flags = _EMBED_FLAGS + (_RASTER_FLAGS if raster else ())
+def embed_options(model: bool = True):
+    """Give a command the embedding flags every embedding command shares (``--model`` ...
+    ``--threads``); the command receives them as one validated ``config: EmbedConfig``. With
+    ``model=False`` the command declares its own ``--model`` (``probe`` takes several)."""
+    flags = (_MODEL_FLAG if model else ()) + _EMBED_FLAGS
 
     def deco(fn):
         sig = inspect.signature(fn, eval_str=True)  # typer needs the Annotated objects, not strings
-        own = [p for p in sig.parameters.values() if p.name != "opts"]
+        own = [p for p in sig.parameters.values() if p.name != "config"]
         extra = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=ann)
                  for name, ann, default in flags]
 
         @functools.wraps(fn)
         def wrapper(*args, **kwargs):
+            from ..embedding.config import EmbedConfig
+
             shared = {name: kwargs.pop(name) for name, _, _ in flags if name in kwargs}
-            return fn(*args, opts=EmbedOptions(**shared), **kwargs)
+            return fn(*args, config=EmbedConfig(**shared), **kwargs)
 
         wrapper.__signature__ = sig.replace(parameters=own + extra)
         wrapper.__annotations__ = {**{p.name: p.annotation for p in own}, **{name: ann for name, ann, _ in flags}}
@@ -146,22 +108,17 @@ def embed_options(raster: bool = True):
     return deco
 
 
-def run_embed(paths: list[Path] | None, *, model: str, weights: Path | None, device: str,
-              batch_size: int | None, workers: int | None, image_size: int | None, store: Path | None,
-              source_options=None, quiet: bool = False, backend: str = "auto", remember: bool = True):
-    """Embed (or read from the store) the command's input and report skipped files briefly."""
-    from ..embedding import embed
-
-    emb = embed(paths or None, model, device=device, batch_size=batch_size, workers=workers,
-                image_size=image_size, store=store, weights=str(weights) if weights else None,
-                source_options=source_options, backend=backend, remember=remember)
-    if not quiet:
-        note = console(stderr=True)
-        s = emb.stats
+def embedded_note(emb, with_model: bool = False) -> None:
+    """One line on stderr about the embedding step (and the first skipped files)."""
+    note = console(stderr=True)
+    s = emb.stats
+    if with_model:
+        note.print(f"{len(emb)} items with {emb.encoder.name} ({s.encoded} newly encoded, "
+                   f"{s.cached} from cache, {s.skipped} skipped)")
+    else:
         note.print(f"{len(emb)} items ({s.encoded} newly encoded, {s.cached} from cache, "
                    f"{s.skipped} skipped) with {emb.encoder.name}")
-        print_skipped(emb, note, limit=5)
-    return emb
+    print_skipped(emb, note, limit=5)
 
 
 def key_value_table(title: str, rows: list[tuple[str, str]]):

@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import typer
 
-from .common import (EmbedOptions, FpsOpt, PathsArg, command, console, embed_options, key_value_table,
-                     print_skipped)
+from .common import PathsArg, command, console, embed_options, key_value_table, print_skipped
 
 
 def register(app: typer.Typer) -> None:
     @command(app, "embed")
     @embed_options()
-    def embed_cmd(paths: PathsArg = None, fps: FpsOpt = None, opts: EmbedOptions = None) -> None:
+    def embed_cmd(paths: PathsArg = None, config=None) -> None:
         """Embed images and video frames into the cached store (only new or changed files are encoded)."""
         from rich.markup import escape
 
-        emb = opts.embed(paths, source_options=opts.sources(fps=fps), quiet=True)
+        from ..embedding import embed
+
+        emb = embed(paths or None, config=config)
         s = emb.stats
         rows = [("items found", f"{s.found:,}"), ("newly encoded", f"{s.encoded:,}"),
                 ("taken from cache", f"{s.cached:,}"), ("skipped as unreadable", f"{s.skipped:,}")]

@@ -7,8 +7,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..ops.frames import DEFAULT_THRESHOLD
-from .common import DEFAULT_OUT, EmbedOptions, FpsOpt, OutOpt, command, console, embed_options, print_skipped
+from ..ops.keyframes import DEFAULT_THRESHOLD
+from .common import DEFAULT_OUT, OutOpt, command, console, embed_options, print_skipped
 
 VideosArg = Annotated[
     Optional[list[Path]],
@@ -19,10 +19,9 @@ VideosArg = Annotated[
 
 def register(app: typer.Typer) -> None:
     @command(app, "frames")
-    @embed_options(raster=False)
+    @embed_options()
     def frames_cmd(
         videos: VideosArg = None,
-        fps: FpsOpt = None,
         threshold: Annotated[float, typer.Option(
             "--threshold", "-t", min=-1.0, max=1.0,
             help="Cosine similarity at which two frames show the same thing: higher keeps more frames.",
@@ -30,27 +29,25 @@ def register(app: typer.Typer) -> None:
         all_samples: Annotated[bool, typer.Option(
             "--all-samples", help="Embed every sample, also those that look the same as the one before.")] = False,
         out: OutOpt = DEFAULT_OUT,
-        opts: EmbedOptions = None,
+        config=None,
     ) -> None:
         """Keep one sharp frame per distinct thing a video shows (static holds once, repeated shots never)."""
         from rich.markup import escape
         from rich.table import Table
 
-        from ..keyframes import format_time, keyframes
+        from ..report.html import format_time
+        from ..workflows.frames import frames
 
-        res = keyframes(videos or None, out=out, fps=fps, threshold=threshold, skip_static=not all_samples,
-                        model=opts.model, weights=str(opts.weights) if opts.weights else None, device=opts.device,
-                        batch_size=opts.batch_size, workers=opts.workers, image_size=opts.image_size,
-                        store=opts.store, backend=opts.backend)
+        res = frames(videos or None, threshold=threshold, out=out, skip_static=not all_samples, config=config)
         emb = res.embeddings
         table = Table(title=f"agcurate frames · {escape(emb.encoder.name)}")
         for col, just in (("video", "left"), ("duration", "right"), ("sampled", "right"),
                           ("runs", "right"), ("repeats", "right"), ("keyframes", "right")):
             table.add_column(col, justify=just)
         for v in res.videos:
-            seg = v.table.groupby("segment")["repeat"].first()
+            seg = v.table.groupby("segment")["is_repeat"].first()
             table.add_row(escape(Path(v.path).name), format_time(v.duration_s), f"{len(v.table):,}",
-                          f"{len(seg):,}", f"{int(seg.sum()):,}", f"{int(v.table['keep'].sum()):,}")
+                          f"{len(seg):,}", f"{int(seg.sum()):,}", f"{int(v.table['is_keyframe'].sum()):,}")
         c = console()
         c.print(table)
         s = emb.stats

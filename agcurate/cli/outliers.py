@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from .common import DEFAULT_OUT, EmbedOptions, OutOpt, PathsArg, command, console, embed_options
+from .common import DEFAULT_OUT, OutOpt, PathsArg, command, console, embed_options, embedded_note
 
 MethodOpt = Annotated[str, typer.Option("--method", help="auto (kNN + LOF at large k + pixel/spectral signals), knn, lof, signals or iforest.")]
 ContaminationOpt = Annotated[Optional[float], typer.Option("--contamination", min=0.0, max=1.0, help="Flag this share of items (the most outlying), e.g. 0.05.")]
@@ -27,40 +27,17 @@ def register(app: typer.Typer) -> None:
         reference: ReferenceOpt = None,
         k: KOpt = None,
         out: OutOpt = DEFAULT_OUT,
-        opts: EmbedOptions = None,
+        config=None,
     ) -> None:
         """Flag items that do not belong (clouds, snow, no-data, blur, off-topic); writes outliers.csv + .html."""
         from rich.markup import escape
         from rich.table import Table
 
-        from ..errors import AgcurateError
-        from ..ops.outliers import DEFAULT_THRESHOLD, METHODS, csv_frame, score_outliers, with_nodata_tiles
-        from ..report.html import write_csv
-        from ..report.outliers import write_outliers_report
+        from ..workflows.outliers import outliers
 
-        if contamination is not None and threshold is not None:
-            raise AgcurateError("give either --contamination or --threshold, not both")
-        if method not in METHODS:
-            raise AgcurateError(f"unknown --method {method!r}; choose from {', '.join(METHODS)}")
-        if contamination is not None and not 0 < contamination < 1:
-            raise AgcurateError("--contamination must lie between 0 and 1 (e.g. 0.05)")
-        emb = opts.embed(paths)
-        ref = None
-        if reference is not None:
-            ref = opts.embed([reference], remember=False, quiet=True)
-        scored = score_outliers(emb.vectors, emb.items, method=method, k=k, contamination=contamination,
-                                threshold=threshold, reference_vectors=None if ref is None else ref.vectors,
-                                reference_items=None if ref is None else ref.items)
-        scored = with_nodata_tiles(scored, emb.skipped)
-        out.mkdir(parents=True, exist_ok=True)
-        csv_path = write_csv(csv_frame(scored), out / "outliers.csv")
-        rule = (f"top {contamination:g} share" if contamination is not None
-                else f"score >= {threshold if threshold is not None else DEFAULT_THRESHOLD:g}")
-        mode = f"against reference {reference}" if reference is not None else "against the collection itself"
-        base = str(Path(emb.inputs[0])) if len(emb.inputs) == 1 and Path(emb.inputs[0]).is_dir() else None
-        html = write_outliers_report(scored, {it.key: it for it in emb.to_items()}, out / "outliers.html",
-                                     method=method, rule=rule, model=emb.encoder.name, mode=mode,
-                                     skipped=emb.skipped, base=base)
+        res = outliers(paths or None, method=method, contamination=contamination, threshold=threshold,
+                       reference=reference, k=k, out=out, config=config, on_embedded=embedded_note)
+        scored, rule, csv_path, html = res.scored, res.rule, res.csv, res.html
         flagged = scored[scored["is_outlier"]]
         table = Table(title=f"agcurate outliers · {len(flagged)} of {len(scored)} flagged ({escape(rule)})")
         for col in ("rank", "score", "item", "strongest evidence"):

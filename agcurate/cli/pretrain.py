@@ -52,7 +52,8 @@ def register(app: typer.Typer) -> None:
         from rich.markup import escape
         from rich.table import Table
 
-        from ..pretrain import PretrainConfig, pretrain
+        from ..training.train import PretrainConfig
+        from ..workflows.pretrain import pretrain
 
         note = console(stderr=True)
         cfg = PretrainConfig(method=method, init=init, epochs=epochs, batch_size=batch_size, image_size=image_size,

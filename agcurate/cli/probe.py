@@ -8,8 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from ..encoders import DEFAULT_MODEL
-from .common import (DEFAULT_OUT, BatchOpt, DeviceOpt, ImageSizeOpt, OutOpt, PathsArg, StoreOpt, WeightsOpt,
-                     WorkersOpt, command, console, print_skipped)
+from .common import DEFAULT_OUT, OutOpt, PathsArg, command, console, embed_options, embedded_note
 
 ModelsOpt = Annotated[Optional[list[str]], typer.Option(
     "--model", "-m", help="Encoder to evaluate; repeat to compare several side by side "
@@ -18,6 +17,7 @@ ModelsOpt = Annotated[Optional[list[str]], typer.Option(
 
 def register(app: typer.Typer) -> None:
     @command(app, "probe")
+    @embed_options(model=False)
     def probe_cmd(
         paths: PathsArg = None,
         labels: Annotated[Optional[Path], typer.Option(
@@ -34,34 +34,16 @@ def register(app: typer.Typer) -> None:
         knn_k: Annotated[int, typer.Option("--knn-k", min=1, help="Neighbours of the k-NN classifier, capped at "
                                            "the average training items per class.")] = 10,
         out: OutOpt = DEFAULT_OUT,
-        weights: WeightsOpt = None,
-        device: DeviceOpt = "auto",
-        batch_size: BatchOpt = None,
-        workers: WorkersOpt = None,
-        image_size: ImageSizeOpt = None,
-        store: StoreOpt = None,
+        config=None,
     ) -> None:
         """How good are the embeddings with few labels? Linear probe and k-NN accuracy per label fraction."""
-        from ..evaluation import parse_fractions, probe_models
-        from ..report import write_csv
+        from ..workflows.probe import probe
 
         models = list(model or [DEFAULT_MODEL])
-        fr = parse_fractions(fractions)
-        note = console(stderr=True)
-
-        def embedded(emb):
-            s = emb.stats
-            note.print(f"{len(emb)} items with {emb.encoder.name} ({s.encoded} newly encoded, "
-                       f"{s.cached} from cache, {s.skipped} skipped)")
-            print_skipped(emb, note, limit=5)
-
-        res = probe_models(paths or None, models, labels=labels, from_folders=labels_from_folders,
-                           fractions=fr, repeats=repeats, seed=seed, knn_k=knn_k, on_embedded=embedded,
-                           embed_kwargs=dict(device=device, batch_size=batch_size, workers=workers,
-                                             image_size=image_size, store=store,
-                                             weights=str(weights) if weights else None))
-        csv_path = write_csv(res.summary, Path(out) / "probe.csv")
-        write_csv(res.runs, Path(out) / "probe_runs.csv")
+        res = probe(paths or None, labels=labels, labels_from_folders=labels_from_folders, models=models,
+                    fractions=fractions, repeats=repeats, seed=seed, knn_k=knn_k, out=out, config=config,
+                    on_embedded=lambda emb: embedded_note(emb, with_model=True))
+        csv_path = res.csv
         print_table(res)
         o = console()
         lab = res.n_labelled[models[0]]

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from .common import DEFAULT_OUT, EmbedOptions, OutOpt, command, console, embed_options
+from .common import DEFAULT_OUT, OutOpt, command, console, embed_options, embedded_note
 
 
 def register(app: typer.Typer) -> None:
@@ -20,28 +20,17 @@ def register(app: typer.Typer) -> None:
                          "`agcurate embed` collection.")] = None,
         k: Annotated[int, typer.Option("-k", "--k", min=1, help="Matches per query.")] = 10,
         out: OutOpt = DEFAULT_OUT,
-        opts: EmbedOptions = None,
+        config=None,
     ) -> None:
         """Find the k most similar items in a collection for each query image; write matches.csv and
         search.html."""
         from rich.markup import escape
         from rich.table import Table
 
-        from ..embedding import embed
-        from ..ops.search import search
-        from ..report import write_csv
-        from ..report.pages import write_search_page
+        from ..workflows.search import search
 
-        coll = opts.embed(in_)
-        # queries go through the collection's own encoder (also when --in was omitted)
-        q = embed(queries, encoder=coll.encoder, device=opts.device, batch_size=opts.batch_size,
-                  workers=opts.workers, store=opts.store, remember=False, backend=opts.backend)
-        matches = search(q.vectors, coll.vectors, coll.items, k=k, query_keys=q.keys)
-        matches["query"] = [q.paths[i] for i in matches["query_index"]]
-        out = Path(out)
-        csv_path = write_csv(matches[["query", "rank", "path", "score", "frame", "window"]], out / "matches.csv")
-        html_path = write_search_page(out / "search.html", matches, q.items, coll.items, k=k)
-
+        res = search(queries, in_, k=k, out=out, config=config, on_embedded=embedded_note)
+        q, coll, matches, csv_path, html_path = res.queries, res.collection, res.matches, res.csv, res.html
         c = console()
         t = Table(title=f"agcurate search · {len(q)} queries in {len(coll):,} items")
         for col in ("query", "best match", "score"):

@@ -214,7 +214,7 @@ def _sample(n: int, limit: int, seed: int) -> np.ndarray | None:
 def _place_rest(base: np.ndarray, rows: np.ndarray, labels: np.ndarray, prob: np.ndarray,
                 xy: np.ndarray, k: int = PLACE_K) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Cluster, probability and map position of the items outside the sample, from their sampled neighbours."""
-    from ..neighbors import knn
+    from .neighbors import knn
 
     n = len(base)
     rest = np.setdiff1d(np.arange(n), rows)

@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
-from ..verify import Features, PairCheck, compare, features
+from .verify import Features, PairCheck, compare, features
 
 DEFAULT_THRESHOLD = 0.85     # aligned-pixel correlation needed to call a pair a duplicate
 CANDIDATE_SIMILARITY = 0.5   # embedding cosine needed to be checked at all
@@ -69,7 +69,7 @@ def candidate_pairs(vectors: np.ndarray, min_similarity: float = CANDIDATE_SIMIL
     ``turned`` maps a quarter-turn count to the items' vectors embedded with turned input; each
     turned vector is searched against the unturned ones too, which finds rotated copies.
     """
-    from ..neighbors import knn, pairs_above
+    from .neighbors import knn, pairs_above
 
     n = len(vectors)
     if n < 2:
@@ -88,21 +88,6 @@ def candidate_pairs(vectors: np.ndarray, min_similarity: float = CANDIDATE_SIMIL
     return sorted((a, b, s) for (a, b), s in best.items())
 
 
-def default_loader(items: "pd.DataFrame") -> Loader:  # noqa: F821
-    """Pixels of row ``i`` through the sources (tiles and frames load their own window / frame)."""
-    from ..embedding import items_from_frame
-    from ..sources import load_rgb
-
-    cache: dict[int, object] = {}
-
-    def load(i: int) -> np.ndarray:
-        if i not in cache:
-            cache[i] = items_from_frame(items.iloc[[i]])[0]
-        return load_rgb(cache[i])
-
-    return load
-
-
 class PairVerifier:
     """Compares pairs of items by pixels, two threads at a time (OpenCV releases the GIL).
 
@@ -110,11 +95,10 @@ class PairVerifier:
     large collections; an item that cannot be read fails its pairs (score 0).
     """
 
-    def __init__(self, items: "pd.DataFrame", load: Loader | None = None, cache: int = FEATURE_CACHE,  # noqa: F821
-                 threads: int | None = None):
-        from ..runtime import cpu_threads
+    def __init__(self, load: Loader, cache: int = FEATURE_CACHE, threads: int | None = None):
+        from ..system import cpu_threads
 
-        self.load = load or default_loader(items)
+        self.load = load
         self.cache: OrderedDict[int, Features | None] = OrderedDict()
         self.size = cache
         self.threads = threads or max(1, min(4, cpu_threads()))
@@ -149,10 +133,10 @@ class PairVerifier:
         return out
 
 
-def verify_pairs(items: "pd.DataFrame", pairs: Sequence[tuple[int, int]],  # noqa: F821
-                 load: Loader | None = None, progress: bool | None = None) -> dict[tuple[int, int], PairCheck]:
-    """Compare the pixels of each pair; an item that cannot be read fails its pairs (score 0)."""
-    return PairVerifier(items, load).check(pairs)
+def verify_pairs(pairs: Sequence[tuple[int, int]], load: Loader) -> dict[tuple[int, int], PairCheck]:
+    """Compare the pixels of each pair (``load(i)`` gives item ``i``'s RGB pixels); an item that
+    cannot be read fails its pairs (score 0)."""
+    return PairVerifier(load).check(pairs)
 
 
 def _keeper(members: list[int], items, keep: str) -> int:
@@ -176,12 +160,13 @@ def find_duplicates(vectors: np.ndarray, items: "pd.DataFrame", *,  # noqa: F821
                     candidate_similarity: float = CANDIDATE_SIMILARITY, k: int = K,
                     verify: bool = True, turned: Mapping[int, np.ndarray] | None = None,
                     load: Loader | None = None, progress: bool | None = None) -> "pd.DataFrame":  # noqa: F821
-    """One row per item: ``dedup_group`` (-1 when unique), ``keep``, ``dedup_score``, ``is_duplicate``.
+    """One row per item: ``group`` (-1 when unique), ``keep``, ``score``, ``is_duplicate``.
 
-    ``is_duplicate`` marks the items that could be removed (in a group and not kept); ``dedup_score``
+    ``is_duplicate`` marks the items that could be removed (in a group and not kept); ``score``
     is the similarity to the group's kept item (1.0 for exact copies and for the keeper itself),
-    ``dedup_reason`` says ``exact`` or ``near``. With ``verify=False`` the embedding cosine alone
+    ``reason`` says ``exact`` or ``near``. With ``verify=False`` the embedding cosine alone
     decides (then ``threshold`` applies to the cosine). ``turned``: see ``candidate_pairs``.
+    ``load(i)`` returns the RGB pixels of row ``i`` (needed when ``verify``).
     """
     import pandas as pd
 
@@ -189,6 +174,8 @@ def find_duplicates(vectors: np.ndarray, items: "pd.DataFrame", *,  # noqa: F821
 
     if keep not in KEEP_POLICIES:
         raise ValueError(f"keep must be one of {', '.join(KEEP_POLICIES)}, not {keep!r}")
+    if verify and load is None:
+        raise ValueError("verify=True needs a pixel loader: load(i) -> RGB array of row i")
     n = len(items)
     uf = _UnionFind(n)
     exact = exact_pairs(items)
@@ -200,7 +187,7 @@ def find_duplicates(vectors: np.ndarray, items: "pd.DataFrame", *,  # noqa: F821
                                                     turned if verify else None)
              if (a, b) not in exact_set]
     checked: dict[tuple[int, int], float] = {}
-    verifier = PairVerifier(items, load) if verify else None
+    verifier = PairVerifier(load) if verify else None
     cands.sort(key=lambda c: (-c[2], c[0], c[1]))  # most similar first: big groups form early
     with progress_bar(len(cands), "verifying pairs", enabled=progress, unit="pairs") as bar:
         for s in range(0, len(cands), BATCH_PAIRS):
@@ -257,15 +244,15 @@ def find_duplicates(vectors: np.ndarray, items: "pd.DataFrame", *,  # noqa: F821
         keep_flag[kept] = True
         reason[kept] = "exact" if all(reason[m] == "exact" for m in members if m != kept) else "near"
     return pd.DataFrame({
-        "dedup_group": group, "keep": keep_flag, "dedup_score": np.round(score, 4),
-        "is_duplicate": (group >= 0) & ~keep_flag, "dedup_reason": reason,
+        "group": group, "keep": keep_flag, "score": np.round(score, 4),
+        "is_duplicate": (group >= 0) & ~keep_flag, "reason": reason,
     })
 
 
 def summary(result: "pd.DataFrame", sizes: Sequence[int] | None = None) -> dict[str, int]:  # noqa: F821
     """Counts for the CLI: items, groups, removable items and the bytes removing them would free."""
     dup = result["is_duplicate"].to_numpy()
-    out = {"items": len(result), "groups": int(result["dedup_group"].max() + 1) if len(result) else 0,
+    out = {"items": len(result), "groups": int(result["group"].max() + 1) if len(result) else 0,
            "removable": int(dup.sum()), "bytes": 0}
     if sizes is not None:
         out["bytes"] = int(np.asarray(sizes, dtype=np.int64)[dup].sum())
@@ -282,13 +269,13 @@ def duplicates_table(items: "pd.DataFrame", result: "pd.DataFrame") -> "pd.DataF
 
     from ..items import window_text
 
-    sel = np.flatnonzero(result["dedup_group"].to_numpy() >= 0)
+    sel = np.flatnonzero(result["group"].to_numpy() >= 0)
     it = items.iloc[sel].reset_index(drop=True)
     res = result.iloc[sel].reset_index(drop=True)
 
     table = pd.DataFrame({
-        "group": res["dedup_group"].astype(int), "path": it["path"], "keep": res["keep"].astype(bool),
-        "score": res["dedup_score"].astype(float).round(4), "reason": res["dedup_reason"],
+        "group": res["group"].astype(int), "path": it["path"], "keep": res["keep"].astype(bool),
+        "score": res["score"].astype(float).round(4), "reason": res["reason"],
         "frame": it["frame"].astype(int) if "frame" in it else -1,
         "window": [window_text(r.x, r.y, r.w, r.h) for r in it.itertuples()] if "x" in it else "",
         "width": it["width"].astype(int) if "width" in it else 0,

@@ -27,6 +27,7 @@ factor at the same ``k``) is reported as a column. An item is an outlier when it
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -136,7 +137,7 @@ def neighbour_components(vectors: np.ndarray, k: int, reference: np.ndarray | No
     """
     from sklearn.neighbors import LocalOutlierFactor
 
-    from ..neighbors import knn
+    from .neighbors import knn
 
     vec = np.asarray(vectors, np.float32)
     ref = None if reference is None else np.asarray(reference, np.float32)
@@ -399,22 +400,16 @@ def _windows(items) -> np.ndarray:
                     dtype=object)
 
 
-def with_nodata_tiles(scored: "pd.DataFrame", skipped) -> "pd.DataFrame":  # noqa: F821
-    """Put tiles skipped for no-data (``Skipped`` entries) first: flagged, no score, with the reason.
+def with_nodata_tiles(scored: "pd.DataFrame", nodata: Sequence[dict]) -> "pd.DataFrame":  # noqa: F821
+    """Put tiles skipped for no-data first: flagged, no score, with the reason.
 
-    They were never embedded, so they have no score; they are still outliers for a curator.
+    ``nodata`` holds one ``{"path", "window", "reason", "key"}`` per such tile. They were never
+    embedded, so they have no score; they are still outliers for a curator.
     """
     import pandas as pd
 
-    from ..sources.tiling import NODATA_REASON
-
-    rows = []
-    for s in skipped:
-        if not s.reason.startswith(NODATA_REASON):
-            continue
-        window = s.key.split("#window=", 1)[1].split("#", 1)[0] if "#window=" in s.key else ""
-        rows.append({"path": s.path, "window": window, "score": np.nan, "is_outlier": True,
-                     "reason": s.reason, "key": s.key or s.path})
+    rows = [{"path": r["path"], "window": r["window"], "score": np.nan, "is_outlier": True,
+             "reason": r["reason"], "key": r["key"] or r["path"]} for r in nodata]
     out = scored.copy()
     if "reason" not in out.columns:
         out.insert(5, "reason", "")

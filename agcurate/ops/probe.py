@@ -71,7 +71,7 @@ class KNNVote:
         return self
 
     def predict(self, x: np.ndarray) -> np.ndarray:
-        from ..neighbors import knn
+        from .neighbors import knn
 
         sims, ids = knn(self._x, self.k_, np.ascontiguousarray(x, dtype=np.float32))
         w = np.exp((sims - 1.0) / self.temperature)

@@ -15,7 +15,7 @@ def search(query_vectors: np.ndarray, vectors: np.ndarray, items: "pd.DataFrame"
     import pandas as pd
 
     from ..items import window_text
-    from ..neighbors import knn
+    from .neighbors import knn
 
     cols = ["query_index", "rank", "index", "score", "is_match", "key", "path", "frame", "window"]
     if len(query_vectors) == 0 or len(vectors) == 0 or k <= 0:

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..items import items_from_frame
+
 GALLERY_TOP = 24          # images per cluster gallery rendered up front (the rest on request)
 NOISE_TOP = 48
 DUPLICATE_GROUPS = 40     # duplicate groups shown
@@ -52,7 +54,7 @@ def write_cluster_report(out_dir: str | os.PathLike, items, table, *, thumbs: Se
     out_dir.mkdir(parents=True, exist_ok=True)
     n = len(table)
     if thumbs is None:
-        thumbs = thumbnails(_to_items(items), out_dir, size=thumb_size)
+        thumbs = thumbnails(items_from_frame(items), out_dir, size=thumb_size)
     if duplicates is None:
         duplicates = read_duplicates(out_dir / "duplicates.csv")
     if outliers is None:
@@ -107,13 +109,6 @@ def write_cluster_report(out_dir: str | os.PathLike, items, table, *, thumbs: Se
 
 
 # --- helpers --------------------------------------------------------------------------------------
-
-def _to_items(items):
-    """``Item`` objects from an items DataFrame (as ``Embeddings.to_items`` does)."""
-    from ..embedding import Embeddings
-
-    return Embeddings(np.zeros((len(items), 0), np.float32), items, None).to_items()
-
 
 def _read_csv(path, columns) -> "pd.DataFrame | None":  # noqa: F821
     import pandas as pd

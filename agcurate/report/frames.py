@@ -5,13 +5,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .html import render_page
+from .html import format_time, render_page
 
 
 def write_frames_html(result, out: str | os.PathLike) -> Path:
     """Render the contact sheet for a ``FramesResult`` next to its ``frames/`` folder."""
-    from ..keyframes import format_time
-
     out = Path(out)
     videos = []
     for v in result.videos:
@@ -20,7 +18,7 @@ def write_frames_html(result, out: str | os.PathLike) -> Path:
         segs = []
         for seg_id, g in t.groupby("segment", sort=True):
             start = float(g["time_s"].min())
-            segs.append({"id": int(seg_id), "start": start, "repeat": bool(g["repeat"].iloc[0]),
+            segs.append({"id": int(seg_id), "start": start, "repeat": bool(g["is_repeat"].iloc[0]),
                          "shot": int(g["shot"].iloc[0]), "label": format_time(start)})
         for i, s in enumerate(segs):
             end = segs[i + 1]["start"] if i + 1 < len(segs) else dur

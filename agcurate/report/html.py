@@ -10,7 +10,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..items import Item
+from ..items import Item, items_from_frame
 
 
 def _env():
@@ -91,3 +91,23 @@ def write_csv(df, out: str | os.PathLike) -> Path:
     df.to_csv(tmp, index=False)
     os.replace(tmp, out)
     return out
+
+
+def format_time(seconds: float) -> str:
+    """``mm:ss.ss`` (``h:mm:ss.ss`` past an hour) for captions."""
+    seconds = max(0.0, float(seconds))
+    h, rem = divmod(seconds, 3600)
+    m, s = divmod(rem, 60)
+    return f"{int(h)}:{int(m):02d}:{s:05.2f}" if h else f"{int(m):02d}:{s:05.2f}"
+
+
+def where_text(frame: int, window: str) -> str:
+    """``frame N`` for a video frame, ``tile x,y,w,h`` for a tile, empty for a whole image."""
+    if frame >= 0:
+        return f"frame {frame}"
+    return f"tile {window}" if window else ""
+
+
+def table_thumbnails(items, out_dir: Path) -> list[str | None]:
+    """``thumbnails`` of the rows of an items table."""
+    return thumbnails(items_from_frame(items), out_dir)

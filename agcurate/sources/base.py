@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from ..errors import UsageError
 from ..items import Item
+
+BAND_ROLES = ("red", "green", "blue", "nir", "swir")
+_S2_BAND = re.compile(r"[bB](0?[1-9]|1[0-2]|8[aA])")
 
 
 @dataclass(frozen=True)
@@ -27,6 +32,55 @@ class SourceOptions:
     fps: float | None = None
     stretch: str | None = None
     skip_static: bool = False
+
+    def __post_init__(self) -> None:
+        """Cheap checks of every field (``UsageError`` naming the flag), before any file is read."""
+        at_least("--tile", self.tile, 8)
+        at_least("--stride", self.stride, 1)
+        if self.stride is not None and self.tile is None:
+            raise UsageError("--stride needs --tile")
+        if self.fps is not None and not self.fps >= 0:
+            raise UsageError(f"--fps must be 0 (every frame) or more, not {self.fps}")
+        parse_bands(self.bands)
+        parse_stretch(self.stretch)
+
+
+def at_least(flag: str, value, low) -> None:
+    """``UsageError`` when ``value`` is given and below ``low`` (NaN included)."""
+    if value is not None and not value >= low:
+        raise UsageError(f"{flag} must be at least {low}, not {value}")
+
+
+def parse_bands(text: str | None) -> list[str] | None:
+    """``"B04,B03,B02"`` or ``"3,2,1"`` -> the tokens, checked: 1 or 3 bands, each a 1-based number,
+    a Sentinel-2 band name (B01..B12, B8A) or a role (red, green, blue, nir, swir)."""
+    if text is None:
+        return None
+    tokens = [t.strip() for t in str(text).split(",")]
+    accepted = "1-based numbers (3,2,1), Sentinel-2 names (B04,B03,B02) or roles (red,green,blue,nir,swir)"
+    if not all(tokens) or len(tokens) not in (1, 3):
+        raise UsageError(f"--bands {text!r}: give 1 or 3 bands, comma separated, as {accepted}")
+    for t in tokens:
+        if t.isdigit():
+            if int(t) < 1:
+                raise UsageError(f"--bands {text!r}: band numbers start at 1")
+        elif not _S2_BAND.fullmatch(t) and t.lower() not in BAND_ROLES:
+            raise UsageError(f"--bands {text!r}: unknown band {t!r}; use {accepted}")
+    return tokens
+
+
+def parse_stretch(text: str | None) -> tuple[float, float] | None:
+    """``"LO,HI"`` (or ``LO-HI``, ``LO:HI``) -> (lo, hi) with lo < hi; None for the default."""
+    if not text:
+        return None
+    parts = re.split(r"[,:]|(?<=\d)-", str(text).strip())
+    try:
+        lo, hi = (float(p) for p in parts)
+    except ValueError:
+        raise UsageError(f"--stretch wants LO,HI (e.g. 0,3000), got {text!r}") from None
+    if not hi > lo:
+        raise UsageError(f"--stretch: HI must exceed LO (got {text!r})")
+    return lo, hi
 
 
 @dataclass

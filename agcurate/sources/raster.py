@@ -26,7 +26,7 @@ import numpy as np
 
 from ..errors import SourceError
 from ..items import Item, file_fingerprint
-from .base import Decoded, Source, SourceOptions, all_failed
+from .base import Decoded, Source, SourceOptions, all_failed, parse_stretch
 from .tiling import nodata_reason, tile_windows
 
 S2_ORDER_13 = ["B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B10", "B11", "B12"]
@@ -278,20 +278,6 @@ def folder_fingerprint(files: Sequence[Path]) -> str:
     for p in files:
         h.update(f"{p.name}:{file_fingerprint(p)};".encode())
     return h.hexdigest()
-
-
-def parse_stretch(text: str | None) -> tuple[float, float] | None:
-    """``"LO,HI"`` (or ``LO-HI``) -> (lo, hi); None for the default."""
-    if not text:
-        return None
-    parts = re.split(r"[,:]|(?<=\d)-", text.strip())
-    try:
-        lo, hi = (float(p) for p in parts)
-    except ValueError:
-        raise SourceError(f"--stretch wants LO,HI (e.g. 0,3000), got {text!r}") from None
-    if hi <= lo:
-        raise SourceError(f"--stretch: HI must exceed LO (got {text!r})")
-    return lo, hi
 
 
 def _fmt(v: float) -> str:

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import AgcurateError
+from ..errors import AgcurateError, UsageError
+from ..system import cpu_threads
 
 
 def resolve_device(device: str = "auto") -> str:
@@ -19,21 +20,11 @@ def resolve_device(device: str = "auto") -> str:
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise AgcurateError("--device cuda was asked for, but no CUDA GPU is available")
+        raise UsageError("--device cuda was asked for, but no CUDA GPU is available")
     if device not in ("cpu",) and not device.startswith("cuda"):
-        raise AgcurateError(f"unknown device {device!r}: use auto, cpu or cuda")
+        raise UsageError(f"unknown device {device!r}: use auto, cpu or cuda")
     return device
 
-
-def cpu_threads() -> int:
-    """Cores this process may use (respects CPU affinity / container limits); ``$AGCURATE_THREADS`` overrides."""
-    env = os.environ.get("AGCURATE_THREADS", "").strip()
-    if env.isdigit() and int(env) > 0:
-        return int(env)
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:
-        return max(1, os.cpu_count() or 1)
 
 
 class ModelRunner:
@@ -43,13 +34,13 @@ class ModelRunner:
     autocast) and non-blocking copies from pinned memory; cuDNN's heuristics, not autotuning.
     """
 
-    def __init__(self, encoder, device: str = "auto"):
+    def __init__(self, encoder, device: str = "auto", threads: int | None = None):
         import torch
 
         self.device = torch.device(resolve_device(device))
         self.cuda = self.device.type == "cuda"
         if not self.cuda:
-            torch.set_num_threads(cpu_threads())
+            torch.set_num_threads(threads or cpu_threads())
         # No cudnn.benchmark: it re-tunes every conv for each new batch size (3-9 s per size for
         # lite0 on an H100; partial batches from each decode worker bring several sizes per run)
         # and is no faster afterwards (15.3k img/s either way at batch 128).
@@ -83,11 +74,11 @@ class OnnxRunner:
     difference about 1e-5). On a 2-core CPU it is 2-3x faster than eager torch.
     """
 
-    def __init__(self, encoder, onnx_path):
+    def __init__(self, encoder, onnx_path, threads: int | None = None):
         import onnxruntime as ort
 
         opts = ort.SessionOptions()
-        opts.intra_op_num_threads = cpu_threads()
+        opts.intra_op_num_threads = threads or cpu_threads()
         opts.inter_op_num_threads = 1
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         # no busy-waiting between batches: the decode workers need those cycles
@@ -130,23 +121,23 @@ def export_onnx(encoder, path) -> None:
     os.replace(tmp, path)
 
 
-def make_runner(encoder, device: str = "auto", backend: str = "auto", cache_dir=None):
+def make_runner(encoder, device: str = "auto", backend: str = "auto", cache_dir=None, threads: int | None = None):
     """The fastest available runner: ONNX Runtime on CPU (exported once into ``cache_dir``, or
     ``$AGCURATE_ONNX_CACHE``), torch
     otherwise (CUDA, ``backend='torch'``, or when export / onnxruntime is unavailable)."""
     dev = resolve_device(device)
     backend = (backend or "auto").lower()
     if backend not in ("auto", "torch", "onnx"):
-        raise AgcurateError(f"unknown backend {backend!r}: use auto, torch or onnx")
+        raise UsageError(f"unknown backend {backend!r}: use auto, torch or onnx")
     if backend == "onnx" and dev != "cpu":
-        raise AgcurateError("--backend onnx runs on the CPU only; use --device cpu, or --backend torch on CUDA")
+        raise UsageError("--backend onnx runs on the CPU only; use --device cpu, or --backend torch on CUDA")
     if dev == "cpu" and backend in ("auto", "onnx") and cache_dir is not None:
         onnx_path = Path(os.environ.get("AGCURATE_ONNX_CACHE") or cache_dir) / f"{encoder.slug}.onnx"
         try:
             if not onnx_path.exists():
                 export_onnx(encoder, onnx_path)
-            return OnnxRunner(encoder, onnx_path)
+            return OnnxRunner(encoder, onnx_path, threads)
         except Exception as exc:  # noqa: BLE001 - any export/runtime failure falls back to torch
             if backend == "onnx":
                 raise AgcurateError(f"ONNX Runtime backend unavailable for {encoder.name}: {exc}") from exc
-    return ModelRunner(encoder, dev)
+    return ModelRunner(encoder, dev, threads)

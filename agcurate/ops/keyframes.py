@@ -43,7 +43,7 @@ def select_keyframes(vectors: "np.ndarray", items: "pd.DataFrame",  # noqa: F821
     n = len(items)
     out = pd.DataFrame({"frame": items["frame"].to_numpy(), "time_s": items["time_s"].to_numpy()})
     if n == 0:
-        for col, dtype in (("segment", int), ("shot", int), ("repeat", bool), ("keep", bool), ("score", float)):
+        for col, dtype in (("segment", int), ("shot", int), ("is_repeat", bool), ("is_keyframe", bool), ("score", float)):
             out[col] = pd.Series(dtype=dtype)
         return out
     v = np.ascontiguousarray(vectors, dtype=np.float32)
@@ -102,8 +102,8 @@ def select_keyframes(vectors: "np.ndarray", items: "pd.DataFrame",  # noqa: F821
     keep[cand[kept_runs]] = True
     out["segment"] = segment
     out["shot"] = shot[segment]
-    out["repeat"] = shot[segment] != segment
-    out["keep"] = keep
+    out["is_repeat"] = shot[segment] != segment
+    out["is_keyframe"] = keep
     out["score"] = _distance_scores(v, keep)
     return out
 
@@ -112,7 +112,7 @@ def _distance_scores(v: "np.ndarray", keep: "np.ndarray") -> "np.ndarray":  # no
     """Cosine distance of each frame to the nearest keyframe other than itself (1.0 when none)."""
     import numpy as np
 
-    from ..neighbors import knn
+    from .neighbors import knn
 
     kept = np.flatnonzero(keep)
     score = np.ones(len(v), np.float64)

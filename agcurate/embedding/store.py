@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import StoreError
+from ..errors import StoreError
 
 ITEM_COLUMNS = {  # name -> pyarrow type name; signals are float32
     "key": "string", "path": "string", "kind": "string", "frame": "int32", "time_s": "float32",

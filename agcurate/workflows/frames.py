@@ -1,6 +1,6 @@
-"""``frames``: sample and embed videos, keep non-redundant keyframes, write them as JPEG + CSV + HTML.
+"""``agcurate.frames``: sample and embed videos, keep non-redundant keyframes, write them as JPEG + CSV + HTML.
 
-The selection itself is the pure function ``agcurate.ops.frames.select_keyframes``; this module
+The selection itself is the pure function ``agcurate.ops.keyframes.select_keyframes``; this module
 glues embedding (through the cached store), decoding of the chosen frames and the outputs.
 """
 
@@ -8,19 +8,23 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from .errors import NoUsableInputError
-from .ops.frames import DEFAULT_THRESHOLD
+from ..embedding.config import EmbedConfig
+from ..errors import NoUsableInputError, UsageError
+from ..ops.keyframes import DEFAULT_THRESHOLD
+from .common import check_range, embed_input
 
 CSV_NAME = "frames.csv"
 HTML_NAME = "frames.html"
 JPEG_DIR = "frames"
 JPEG_QUALITY = 90
+CSV_COLUMNS = ["frame", "time_s", "path", "score", "video", "segment", "segment_start_s", "segment_end_s",
+               "sharpness"]
 
 
 @dataclass
@@ -35,14 +39,16 @@ class VideoKeyframes:
 
     @property
     def kept(self) -> "pd.DataFrame":  # noqa: F821
-        return self.table[self.table["keep"]]
+        return self.table[self.table["is_keyframe"]]
 
 
 @dataclass
 class FramesResult:
-    """What ``keyframes()`` produced: per-video results, the CSV/HTML paths and the embedding run."""
+    """What ``frames()`` produced: per-video results, ``table`` (the ``frames.csv`` rows), the
+    CSV/HTML paths and the embedding run."""
 
     videos: list[VideoKeyframes]
+    table: "pd.DataFrame | None" = None  # noqa: F821
     csv: Path | None = None
     html: Path | None = None
     embeddings: object = None
@@ -54,42 +60,47 @@ class FramesResult:
 
     @property
     def n_kept(self) -> int:
-        return sum(int(v.table["keep"].sum()) for v in self.videos)
+        return sum(int(v.table["is_keyframe"].sum()) for v in self.videos)
 
     @property
     def duration_s(self) -> float:
         return sum(v.duration_s for v in self.videos)
 
 
-def keyframes(paths: Iterable[str | os.PathLike] | None = None, *, out: str | os.PathLike = "agcurate-out",
-              fps: float | None = None, threshold: float = DEFAULT_THRESHOLD, write: bool = True,
-              verify_layout: bool = True, skip_static: bool = True, **embed_kwargs) -> FramesResult:
+def frames(paths: Iterable[str | os.PathLike] | None = None, *, threshold: float = DEFAULT_THRESHOLD,
+           out: str | os.PathLike | None = None, verify_layout: bool = True, skip_static: bool = True,
+           config: EmbedConfig | None = None, progress: bool | None = None,
+           on_embedded: Callable | None = None, **options) -> FramesResult:
     """Embed the sampled frames of every video under ``paths`` and keep their keyframes.
 
-    ``fps`` samples per second (None: the video source's default, 0: every frame); ``threshold`` is
-    the cosine similarity at which two frames count as showing the same thing. With ``write`` the
-    keyframes go to ``out/frames/`` (a sub-folder per video when there are several), the table to
+    ``fps`` (an ``EmbedConfig`` field, in ``options`` or ``config``) is the samples per second
+    (None: the video source's default, 0: every frame); ``threshold`` is the cosine similarity at
+    which two frames count as showing the same thing. With ``out`` the keyframes go to
+    ``out/frames/`` (a sub-folder per video when there are several), the table to
     ``out/frames.csv`` and a contact sheet to ``out/frames.html``. ``verify_layout`` decodes the
     samples once more for tiny grey thumbnails that confirm a repeated shot. ``skip_static`` does
     not embed a sample that looks the same as the previous one and is not sharper (a static hold
-    costs one embedding). ``embed_kwargs`` go to ``embed``.
+    costs one embedding). ``options``: ``EmbedConfig`` fields.
     """
     from dataclasses import replace
 
-    from .embedding import embed
-    from .ops.frames import select_keyframes
-    from .sources import SourceOptions
+    from ..ops.keyframes import select_keyframes
+    from ..sources import SourceOptions
 
-    opts = embed_kwargs.pop("source_options", None)
-    if opts is None and paths is None:  # the last collection's sampling, as embed() would use it
-        from .store import last_collection, resolve_store_root
+    check_range("--threshold", threshold, -1.0, 1.0)
+    cfg = EmbedConfig.make(config, **options)
+    if cfg.tile is not None:
+        raise UsageError("--tile does not apply to videos: frames keeps whole frames")
+    opts = cfg.source_options()
+    if paths is None and cfg.bands is None and cfg.stretch is None:
+        # the last collection's sampling, as embed() would use it (a given --fps still applies)
+        from ..embedding.store import last_collection
 
-        opts = SourceOptions(**last_collection(resolve_store_root(embed_kwargs.get("store"))).get(
-            "source_options", {}))
+        opts = SourceOptions(**last_collection(cfg.store_root()).get("source_options", {}))
+        if cfg.fps is not None:
+            opts = replace(opts, fps=cfg.fps)
     opts = replace(opts or SourceOptions(), skip_static=skip_static)
-    if fps is not None:
-        opts = replace(opts, fps=fps)
-    emb = embed(None if paths is None else list(paths), source_options=opts, **embed_kwargs)
+    emb = embed_input(paths, cfg, progress=progress, on_embedded=on_embedded, source_options=opts)
     frames = emb.items["kind"].to_numpy() == "frame"
     if not frames.any():
         where = ", ".join(emb.inputs[:3]) + (" ..." if len(emb.inputs) > 3 else "")
@@ -112,8 +123,10 @@ def keyframes(paths: Iterable[str | os.PathLike] | None = None, *, out: str | os
         videos.append(VideoKeyframes(path=path, table=table, video_fps=fps_v,
                                      duration_s=n_frames / fps_v if fps_v > 0 else float(sub["time_s"].max())))
     result = FramesResult(videos=videos, embeddings=emb)
-    if write:
+    if out is not None:
         write_outputs(result, Path(out), emb)
+    else:
+        result.table = frames_table(result, {})
     return result
 
 
@@ -134,7 +147,7 @@ def layout_vector(rgb: np.ndarray, size: tuple[int, int] = LAYOUT_SIZE) -> np.nd
 
 def layout_vectors(items) -> np.ndarray:
     """``layout_vector`` of each item (frames of one video, decoded in one pass); zeros where unreadable."""
-    from .sources import read_group
+    from ..sources import read_group
 
     out = np.zeros((len(items), LAYOUT_SIZE[0] * LAYOUT_SIZE[1] + 1), np.float32)
     if not items:
@@ -188,36 +201,43 @@ def _remove_previous(out: Path) -> None:
             f.unlink()
 
 
-def write_outputs(result: FramesResult, out: Path, emb) -> None:
-    """Write keyframe JPEGs, ``frames.csv`` and ``frames.html`` under ``out``."""
+def frames_table(result: FramesResult, jpegs: dict[str, Path]) -> "pd.DataFrame":  # noqa: F821
+    """The ``frames.csv`` rows: one per keyframe, with its JPEG's path (empty when not written)."""
     import pandas as pd
 
-    from .report.frames import write_frames_html
-    from .report.html import write_csv
-
-    out.mkdir(parents=True, exist_ok=True)
-    _remove_previous(out)
-    folders = _folder_names([v.path for v in result.videos]) if len(result.videos) > 1 else [""]
-    by_key = {it.key: it for it in emb.to_items()}
     rows = []
-    for video, folder in zip(result.videos, folders):
-        video.folder = folder
-        target = out / JPEG_DIR / folder if folder else out / JPEG_DIR
-        kept = video.kept
-        written = _write_jpegs([by_key[k] for k in kept["key"]], target)
-        result.written.extend(p for p in written.values() if p is not None)
+    for video in result.videos:
         seg = video.table.groupby("segment")["time_s"].min().sort_index()
         seg_end = dict(zip(seg.index, list(seg.to_numpy()[1:]) + [video.duration_s]))
-        for r in kept.itertuples(index=False):
-            jpeg = written.get(r.key)
+        for r in video.kept.itertuples(index=False):
+            jpeg = jpegs.get(r.key)
             rows.append({"frame": int(r.frame), "time_s": round(float(r.time_s), 3),
                          "path": str(jpeg.resolve()) if jpeg else "", "score": round(float(r.score), 4),
                          "video": video.path, "segment": int(r.segment),
                          "segment_start_s": round(float(seg.loc[r.segment]), 3),
                          "segment_end_s": round(float(seg_end[r.segment]), 3),
                          "sharpness": round(float(r.sharpness), 2)})
-    cols = ["frame", "time_s", "path", "score", "video", "segment", "segment_start_s", "segment_end_s", "sharpness"]
-    result.csv = write_csv(pd.DataFrame(rows, columns=cols), out / CSV_NAME)
+    return pd.DataFrame(rows, columns=CSV_COLUMNS)
+
+
+def write_outputs(result: FramesResult, out: Path, emb) -> None:
+    """Write keyframe JPEGs, ``frames.csv`` and ``frames.html`` under ``out``."""
+    from ..report.frames import write_frames_html
+    from ..report.html import write_csv
+
+    out.mkdir(parents=True, exist_ok=True)
+    _remove_previous(out)
+    folders = _folder_names([v.path for v in result.videos]) if len(result.videos) > 1 else [""]
+    by_key = {it.key: it for it in emb.to_items()}
+    jpegs: dict[str, Path] = {}
+    for video, folder in zip(result.videos, folders):
+        video.folder = folder
+        target = out / JPEG_DIR / folder if folder else out / JPEG_DIR
+        written = _write_jpegs([by_key[k] for k in video.kept["key"]], target)
+        jpegs.update((k, p) for k, p in written.items() if p is not None)
+        result.written.extend(p for p in written.values() if p is not None)
+    result.table = frames_table(result, jpegs)
+    result.csv = write_csv(result.table, out / CSV_NAME)
     result.html = write_frames_html(result, out / HTML_NAME)
 
 
@@ -225,7 +245,7 @@ def _write_jpegs(items, target: Path) -> dict[str, Path | None]:
     """Decode ``items`` (frames of one video, one sequential pass) and save each as a JPEG."""
     from PIL import Image
 
-    from .sources import read_group
+    from ..sources import read_group
 
     target.mkdir(parents=True, exist_ok=True)
     written: dict[str, Path | None] = {it.key: None for it in items}
@@ -241,10 +261,3 @@ def _write_jpegs(items, target: Path) -> dict[str, Path | None]:
         written[dec.item.key] = f
     return written
 
-
-def format_time(seconds: float) -> str:
-    """``mm:ss.ss`` (``h:mm:ss.ss`` past an hour) for captions."""
-    seconds = max(0.0, float(seconds))
-    h, rem = divmod(seconds, 3600)
-    m, s = divmod(rem, 60)
-    return f"{int(h)}:{int(m):02d}:{s:05.2f}" if h else f"{int(m):02d}:{s:05.2f}"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import AgcurateError
+from ..errors import UsageError
 
 PATH_COLUMNS = ("path", "file", "filename", "file_name", "image", "key")
 LABEL_COLUMNS = ("label", "class", "category", "target", "y")
@@ -24,10 +24,10 @@ def read_labels_csv(path: str | Path) -> dict[str, str]:
     try:
         text = path.read_text(encoding="utf-8-sig")
     except OSError as exc:
-        raise AgcurateError(f"cannot read labels file {path}: {exc.strerror or exc}") from exc
+        raise UsageError(f"cannot read labels file {path}: {exc.strerror or exc}") from exc
     rows = [r for r in csv.reader(text.splitlines()) if any(c.strip() for c in r)]
     if not rows:
-        raise AgcurateError(f"{path} holds no labels")
+        raise UsageError(f"{path} holds no labels")
     head = [c.strip().lower() for c in rows[0]]
     pcol = next((head.index(c) for c in PATH_COLUMNS if c in head), None)
     lcol = next((head.index(c) for c in LABEL_COLUMNS if c in head), None)
@@ -39,7 +39,7 @@ def read_labels_csv(path: str | Path) -> dict[str, str]:
     out: dict[str, str] = {}
     for n, r in enumerate(rows):
         if len(r) <= max(pcol, lcol):
-            raise AgcurateError(f"{path}, row {n + 1}: expected a path and a label")
+            raise UsageError(f"{path}, row {n + 1}: expected a path and a label")
         p, label = r[pcol].strip(), r[lcol].strip()
         if not p or not label:
             continue

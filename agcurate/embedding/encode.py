@@ -7,23 +7,23 @@ the model and writes finished chunks to the store.
 from __future__ import annotations
 
 import functools
-import json
+import os
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
-from .encoders import DEFAULT_MODEL, Encoder, get_encoder
-from .errors import NoUsableInputError
-from .items import Item
-from .progress import progress_bar
-from .runtime import cpu_threads, make_runner, resolve_device
-from .sources import Discovery, Skipped, SourceOptions, discover
-from .store import EmbeddingStore, last_collection, remember_collection, resolve_store_root
-
-import os
+from ..encoders import DEFAULT_MODEL, Encoder, get_encoder
+from ..encoders.runners import make_runner, resolve_device
+from ..errors import NoUsableInputError
+from ..items import Item, items_from_frame
+from ..progress import progress_bar
+from ..sources import Discovery, Skipped, SourceOptions, discover
+from ..system import cpu_threads
+from .config import EmbedConfig
+from .store import EmbeddingStore, last_collection, remember_collection
 
 CHUNK_ITEMS = int(os.environ.get("AGCURATE_CHUNK_ITEMS", 256))  # rows per store part: a killed run
 CHUNK_SECONDS = 30.0                                             # loses at most this much work
@@ -59,6 +59,7 @@ class Embeddings:
     store_dir: Path | None = None
     inputs: list[str] = field(default_factory=list)
     source_options: SourceOptions | None = None
+    config: EmbedConfig | None = None  # the settings that produced these vectors
 
     def __len__(self) -> int:
         return len(self.vectors)
@@ -81,18 +82,8 @@ class Embeddings:
         if rows.dtype != bool:
             rows = rows.astype(np.int64)
         return Embeddings(self.vectors[rows], self.items.iloc[rows].reset_index(drop=True), self.encoder,
-                          self.skipped, self.stats, self.store_dir, self.inputs, self.source_options)
+                          self.skipped, self.stats, self.store_dir, self.inputs, self.source_options, self.config)
 
-
-def items_from_frame(frame: "pd.DataFrame") -> list[Item]:  # noqa: F821
-    """``Item`` objects for the rows of an items table (operations use it to load pixels again)."""
-    out = []
-    for r in frame.itertuples(index=False):
-        window = None if int(r.x) < 0 else (int(r.x), int(r.y), int(r.w), int(r.h))
-        out.append(Item(path=r.path, kind=r.kind, frame=int(r.frame), time_s=float(r.time_s),
-                        window=window, variant=r.variant, fingerprint=r.fingerprint,
-                        meta=json.loads(r.meta) if r.meta else {}))
-    return out
 
 
 GPU_WORKERS = 8  # decode workers that keep a GPU fed: lite0 @224 on an H100, 4000 JPEGs, end-to-end
@@ -111,29 +102,38 @@ def default_workers(n_items: int, cuda: bool = False) -> int:
     return max(1, min(4, cores))
 
 
-def embed(paths: Iterable[str | Path] | None = None, model: str = DEFAULT_MODEL, *, device: str = "auto",
-          batch_size: int | None = None, workers: int | None = None, image_size: int | None = None,
-          store: str | Path | None = None, weights: str | None = None,
-          source_options: SourceOptions | None = None, progress: bool | None = None,
-          remember: bool = True, encoder: Encoder | None = None, backend: str = "auto") -> Embeddings:
+def embed(paths: Iterable[str | Path] | None = None, model: str | None = None, *,
+          config: EmbedConfig | None = None, source_options: SourceOptions | None = None,
+          progress: bool | None = None, remember: bool = True, encoder: Encoder | None = None,
+          **options) -> Embeddings:
     """Embed every item under ``paths`` and return all vectors, encoding only what the store lacks.
 
-    With ``paths=None`` the collection of the last ``embed`` in this store is used (and its model,
-    when ``model`` is left at the default). Raises ``NoUsableInputError`` when nothing usable remains.
+    Settings come from ``config`` (an ``EmbedConfig``) with ``model`` and the keyword ``options``
+    (any ``EmbedConfig`` field: ``store``, ``device``, ``workers``, ``tile``...) put on top.
+    ``source_options`` overrides the item options the config implies; ``encoder`` an already
+    resolved encoder (the config's model is then ignored). With ``paths=None`` the collection of
+    the last ``embed`` in this store is used (and its model, when the model is left at the
+    default). Raises ``NoUsableInputError`` when nothing usable remains.
     """
     t0 = time.perf_counter()
-    root = resolve_store_root(store)
+    cfg = EmbedConfig.make(config, model=model, **options)
+    root = cfg.store_root()
+    if source_options is None:
+        source_options = cfg.source_options()
+    weights = str(cfg.weights) if cfg.weights else None
+    image_size = cfg.image_size
     if paths is None:
         last = last_collection(root)
         paths = last["paths"]
-        if model == DEFAULT_MODEL and encoder is None:
-            model, weights = last.get("model", model), last.get("weights")
+        if cfg.model == DEFAULT_MODEL and encoder is None:
+            cfg = replace(cfg, model=last.get("model", cfg.model))
+            weights = last.get("weights")
             image_size = image_size or last.get("image_size")
         if source_options is None:
             source_options = SourceOptions(**last.get("source_options", {}))
     inputs = [str(Path(p).expanduser().resolve()) for p in paths]
     opts = source_options or SourceOptions()
-    enc = encoder or get_encoder(model, weights=weights, image_size=image_size)
+    enc = encoder or get_encoder(cfg.model, weights=weights, image_size=image_size)
     found = discover(inputs, opts)
     st = EmbeddingStore(root, enc.id, enc.slug, enc.dim)
     stats = EmbedStats(found=len(found.items), ignored=found.ignored)
@@ -147,8 +147,7 @@ def embed(paths: Iterable[str | Path] | None = None, model: str = DEFAULT_MODEL,
     stats.cached = len(found.items) - len(todo)
     if todo:
         t_enc = time.perf_counter()
-        failed = encode_items(todo, enc, st, opts, device=device, batch_size=batch_size,
-                              workers=workers, progress=progress, backend=backend)
+        failed = encode_items(todo, enc, st, opts, cfg, progress=progress)
         stats.encode_seconds = time.perf_counter() - t_enc
         skipped += failed
         stats.encoded = len(todo) - len(failed)
@@ -162,12 +161,11 @@ def embed(paths: Iterable[str | Path] | None = None, model: str = DEFAULT_MODEL,
         raise NoUsableInputError(_nothing_message(inputs, found, skipped))
     if remember:
         remember_collection(root, {
-            "paths": inputs, "model": enc.name if not enc.name.startswith("file:") else enc.name,
-            "weights": weights, "image_size": image_size, "source_options": asdict(opts),
-            "encoder_id": enc.id, "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            "paths": inputs, "model": enc.name, "weights": weights, "image_size": image_size,
+            "source_options": asdict(opts), "encoder_id": enc.id, "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
         })
     stats.seconds = time.perf_counter() - t0
-    return Embeddings(stored.vectors, stored.items, enc, skipped, stats, st.dir, inputs, opts)
+    return Embeddings(stored.vectors, stored.items, enc, skipped, stats, st.dir, inputs, opts, cfg)
 
 
 def _nothing_message(inputs: Sequence[str], found: Discovery, skipped: Sequence[Skipped] | None = None) -> str:
@@ -182,19 +180,22 @@ def _nothing_message(inputs: Sequence[str], found: Discovery, skipped: Sequence[
 
 # --- the encoding loop ----------------------------------------------------------------------------
 
-def encode_items(items: Sequence[Item], enc: Encoder, st: EmbeddingStore, opts: SourceOptions, *,
-                 device: str = "auto", batch_size: int | None = None, workers: int | None = None,
-                 progress: bool | None = None, backend: str = "auto") -> list[Skipped]:
-    """Encode ``items`` and append them to ``st`` in chunks; return the items that failed to decode."""
+def encode_items(items: Sequence[Item], enc: Encoder, st: EmbeddingStore, opts: SourceOptions,
+                 config: EmbedConfig | None = None, *, progress: bool | None = None) -> list[Skipped]:
+    """Encode ``items`` and append them to ``st`` in chunks; return the items that failed to decode.
+
+    ``config`` says where and how the model runs (device, backend, batch size, workers, threads).
+    """
     import torch
 
     from .loader import DecodeDataset, collate_rows, fork_safe_opencv, worker_init
 
-    dev = resolve_device(device)
+    cfg = config or EmbedConfig()
+    dev = resolve_device(cfg.device)
     cuda = dev.startswith("cuda")
-    batch_size = batch_size or (128 if cuda else 32)
-    n_workers = default_workers(len(items), cuda) if workers is None else max(0, workers)
-    runner = make_runner(enc, dev, backend, cache_dir=st.root / "onnx")
+    batch_size = cfg.batch_size or (128 if cuda else 32)
+    n_workers = default_workers(len(items), cuda) if cfg.workers is None else cfg.workers
+    runner = make_runner(enc, dev, cfg.backend, cache_dir=cfg.onnx_cache(), threads=cfg.threads)
     dataset = DecodeDataset(items, opts, enc.input_size)
     loader = torch.utils.data.DataLoader(
         dataset, batch_size=batch_size, num_workers=n_workers, collate_fn=collate_rows,

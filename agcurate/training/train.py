@@ -131,7 +131,7 @@ def training_threads() -> int:
     On a busy machine every multi-threaded operator waits for its slowest, descheduled thread:
     measured on a loaded 2-core machine, one thread trained lite0 six times faster than two.
     """
-    from ..runtime import cpu_threads
+    from ..system import cpu_threads
 
     n = cpu_threads()
     if "AGCURATE_THREADS" in os.environ:
@@ -159,22 +159,19 @@ def pretrain(paths: Iterable[str | Path] | None, out: str | Path = "model.pt",
 
     A checkpoint (model, heads, optimizer, epoch) is written after every epoch; with ``resume``
     an interrupted run continues from it. ``out`` holds the backbone only, usable as ``file:out``.
+    ``agcurate.pretrain`` (the workflow) checks ``config`` before calling this.
     """
     import torch
 
-    from ..loader import fork_safe_opencv
+    from ..embedding.loader import fork_safe_opencv
     from ..progress import progress_bar
-    from ..runtime import resolve_device
+    from ..encoders.runners import resolve_device
     from .augment import make_views
     from .data import ViewsDataset, collate_views, seed_worker
-    from .methods import METHODS, build_method
+    from .methods import build_method
 
     t0 = time.perf_counter()
     cfg = config or PretrainConfig()
-    if cfg.method not in METHODS:
-        raise AgcurateError(f"unknown --method {cfg.method!r}: use {' or '.join(METHODS)}")
-    if cfg.epochs < 1:
-        raise AgcurateError("--epochs must be at least 1")
     say = log or (lambda _msg: None)
     out = Path(out).expanduser().resolve()
     ckpt_path = Path(checkpoint).expanduser().resolve() if checkpoint else default_checkpoint(out)
@@ -226,7 +223,7 @@ def pretrain(paths: Iterable[str | Path] | None, out: str | Path = "model.pt",
     batch = min(cfg.batch_size, len(dataset))
     if batch < 2:
         raise NoUsableInputError("pretraining needs batches of at least 2 images")
-    from ..embedding import default_workers
+    from ..embedding.encode import default_workers
 
     n_workers = default_workers(len(dataset), cuda) if cfg.workers is None else max(0, cfg.workers)
     gen = torch.Generator()
@@ -351,7 +348,7 @@ def _entries(paths, pairs, opts: SourceOptions, store) -> tuple[list[tuple], lis
     if pairs:
         return pair_items(read_pairs(pairs), opts)
     if paths is None:
-        from ..store import last_collection, resolve_store_root
+        from ..embedding.store import last_collection, resolve_store_root
 
         paths = last_collection(resolve_store_root(store))["paths"]
     paths = [str(p) for p in paths]

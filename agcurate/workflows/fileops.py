@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import AgcurateError
+from ..errors import AgcurateError
 
 MANIFEST_VERSION = 1
 

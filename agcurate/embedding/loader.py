@@ -15,9 +15,9 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from .items import Item
+from ..items import Item
 from .signals import pixel_hash, pixel_signals, resize_square
-from .sources import SourceOptions, get_sources, read_group
+from ..sources import SourceOptions, get_sources, read_group
 
 
 def item_row(item: Item) -> dict:

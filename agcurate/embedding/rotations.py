@@ -9,31 +9,31 @@ store like any other embedding.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 import numpy as np
 
 TURNS = (1, 2)  # quarter turns searched besides the original orientation
 
 
-def turned_vectors(emb, turns: Sequence[int] = TURNS, *, device: str = "auto", batch_size: int | None = None,
-                   workers: int | None = None, store=None, progress: bool | None = None,
-                   backend: str = "auto") -> dict[int, np.ndarray]:
+def turned_vectors(emb, turns: Sequence[int] = TURNS, *, config=None,
+                   progress: bool | None = None) -> dict[int, np.ndarray]:
     """For each quarter turn, the vectors of ``emb``'s items embedded turned (rows as in ``emb``).
 
-    Items the turned pass could not read get their unturned vector, so they add no false candidate.
-    The turned passes run on torch whatever ``backend`` says (the turn does not export to ONNX).
+    ``config`` (default: the ``EmbedConfig`` that made ``emb``) says where the store is and how the
+    model runs. Items the turned pass could not read get their unturned vector, so they add no
+    false candidate. The turned passes run on torch whatever the backend (the turn does not export
+    to ONNX).
     """
-    from .embedding import embed
-    from .encoders.rotated import rotated_encoder
+    from ..encoders.rotated import rotated_encoder
+    from . import embed
+    from .config import EmbedConfig
 
+    cfg = replace(config or emb.config or EmbedConfig(), backend="torch")
     out: dict[int, np.ndarray] = {}
-    if store is None and emb.store_dir is not None:
-        store = emb.store_dir.parents[1]
     for k in turns:
-        enc = rotated_encoder(emb.encoder, k)
-        got = embed(emb.inputs, encoder=enc, device=device, batch_size=batch_size, workers=workers,
-                    store=store, remember=False, progress=progress, backend="torch",
-                    source_options=emb.source_options)
+        got = embed(emb.inputs, config=cfg, encoder=rotated_encoder(emb.encoder, k), remember=False,
+                    progress=progress, source_options=emb.source_options)
         row = {key: i for i, key in enumerate(got.keys)}
         vec = emb.vectors.copy()
         for i, key in enumerate(emb.keys):

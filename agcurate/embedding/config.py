@@ -1,0 +1,118 @@
+"""``EmbedConfig``: every setting that decides how a collection is embedded, checked once.
+
+Built from CLI flags or keyword arguments, validated on construction (cheap checks only: names,
+ranges and syntax, no file is read and no library is loaded), then passed down unchanged to
+discovery, the runners and the store. Every command that embeds takes the same settings.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+from ..encoders import DEFAULT_MODEL
+from ..errors import UsageError
+from ..sources.base import SourceOptions, at_least
+
+DEVICES = ("auto", "cpu", "cuda")
+BACKENDS = ("auto", "torch", "onnx")
+
+
+@dataclass(frozen=True)
+class EmbedConfig:
+    """How to embed: encoder, where it runs, how inputs become items, where vectors are kept.
+
+    ``None`` means "the default for this machine or this input": batch 32 on CPU / 128 on CUDA,
+    decode workers up to 4 / 8, the model's input size, no tiling, true-colour bands, the fixed
+    stretch of the data type, 2 video samples per second, ``~/.cache/agcurate``, all cores.
+    """
+
+    model: str = DEFAULT_MODEL
+    weights: Path | None = None
+    device: str = "auto"
+    backend: str = "auto"
+    batch_size: int | None = None
+    workers: int | None = None
+    image_size: int | None = None
+    tile: int | None = None
+    stride: int | None = None
+    bands: str | None = None
+    stretch: str | None = None
+    fps: float | None = None
+    store: Path | None = None
+    threads: int | None = None
+
+    def __post_init__(self) -> None:
+        set_ = object.__setattr__  # frozen: normalise in place once, then never again
+        set_(self, "device", (self.device or "auto").strip().lower())
+        set_(self, "backend", (self.backend or "auto").strip().lower())
+        if self.weights is not None:
+            set_(self, "weights", Path(self.weights))
+        if self.store is not None:
+            set_(self, "store", Path(self.store))
+        self.validate()
+
+    # -- construction --------------------------------------------------------------------------------
+    @classmethod
+    def make(cls, config: EmbedConfig | None = None, **options) -> EmbedConfig:
+        """``config`` (or the defaults) with the keyword ``options`` that are not None put in.
+
+        An unknown option name is a usage error, so a typo does not silently do nothing.
+        """
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(options) - names)
+        if unknown:
+            raise UsageError(f"unknown embedding option(s) {', '.join(unknown)}; "
+                             f"accepted: {', '.join(sorted(names))}")
+        given = {k: v for k, v in options.items() if v is not None}
+        base = config if config is not None else cls()
+        return dataclasses.replace(base, **given) if given else base
+
+    # -- validation ----------------------------------------------------------------------------------
+    def validate(self) -> None:
+        """Raise ``UsageError`` naming the option and the accepted values when a setting is invalid."""
+        if not self.model or not str(self.model).strip():
+            raise UsageError("--model is empty; use lite0, lite0-ml, timm:NAME, torchvision:NAME or file:CHECKPOINT")
+        if self.device not in DEVICES and not re.fullmatch(r"cuda:\d+", self.device):
+            raise UsageError(f"--device {self.device!r} is not one of {', '.join(DEVICES)} (or cuda:N)")
+        if self.backend not in BACKENDS:
+            raise UsageError(f"--backend {self.backend!r} is not one of {', '.join(BACKENDS)}")
+        if self.backend == "onnx" and self.device.startswith("cuda"):
+            raise UsageError("--backend onnx runs on the CPU only; use --device cpu, or --backend torch on CUDA")
+        at_least("--batch-size", self.batch_size, 1)
+        at_least("--workers", self.workers, 0)
+        at_least("--image-size", self.image_size, 16)
+        at_least("--threads", self.threads, 1)
+        if self.weights is not None and not self.weights.is_file():
+            raise UsageError(f"--weights {self.weights}: no such file")
+        SourceOptions(tile=self.tile, stride=self.stride, bands=self.bands, stretch=self.stretch, fps=self.fps)
+
+    # -- what the layers below need ------------------------------------------------------------------
+    def source_options(self, **extra):
+        """``SourceOptions`` of the tile/band/stretch/fps settings; None when none is set (and no
+        ``extra``), so a run without PATH reuses the options of the last ``embed``."""
+        own = {"tile": self.tile, "stride": self.stride, "bands": self.bands, "stretch": self.stretch,
+               "fps": self.fps}
+        if all(v is None for v in own.values()) and not extra:
+            return None
+        return SourceOptions(**own, **extra)
+
+    def store_root(self) -> Path:
+        """The store folder: ``store``, else ``$AGCURATE_STORE``, else the user's cache folder."""
+        from .store import resolve_store_root
+
+        return resolve_store_root(self.store)
+
+    def onnx_cache(self) -> Path:
+        """Where exported ONNX graphs are kept: ``<store>/onnx`` (``$AGCURATE_ONNX_CACHE`` overrides
+        it in the runner)."""
+        return self.store_root() / "onnx"
+
+    def encoder(self):
+        """The encoder these settings name (resolved, not built: no weights are loaded)."""
+        from ..encoders import get_encoder
+
+        return get_encoder(self.model, weights=str(self.weights) if self.weights else None,
+                           image_size=self.image_size)
