@@ -57,13 +57,20 @@ def command(app: typer.Typer, name: str | None = None, **kwargs):
     def deco(fn):
         @functools.wraps(fn)
         def wrapper(*args, **kw):
+            from rich.markup import escape
+
             try:
                 return fn(*args, **kw)
             except AgcurateError as exc:
                 if STATE.debug:
                     raise
-                console(stderr=True).print(f"[bold red]error:[/] {exc}", markup=True)
+                console(stderr=True).print(f"[bold red]error:[/] {escape(str(exc))}", markup=True)
                 raise typer.Exit(exc.exit_code) from None
+            except OSError as exc:  # a disk, permission or vanished-file failure while working
+                if STATE.debug:
+                    raise
+                console(stderr=True).print(f"[bold red]error:[/] {escape(str(exc))}", markup=True)
+                raise typer.Exit(1) from None
             except KeyboardInterrupt:
                 console(stderr=True).print("interrupted: finished chunks are kept in the store")
                 raise typer.Exit(130) from None
