@@ -42,9 +42,12 @@ def score(kept_frames: list[int], shots) -> dict:
 
 
 def run_agcurate(video: Path, out: Path, store: Path, verify_layout: bool = True) -> list[int]:
-    from agcurate.workflows.frames import keyframes
+    """Frames ``agcurate.frames`` keeps (default threshold; JPEG, CSV and HTML written to ``out``)."""
+    import agcurate
+    from agcurate.ops.keyframes import DEFAULT_THRESHOLD
 
-    res = keyframes([video], out=out, store=store, progress=False, verify_layout=verify_layout)
+    res = agcurate.frames([video], threshold=DEFAULT_THRESHOLD, out=out, store=store, progress=False,
+                          verify_layout=verify_layout)
     return sorted(res.videos[0].kept["frame"].tolist())
 
 
@@ -54,6 +57,12 @@ def run_scenedetect(video: Path) -> list[int]:
 
     scenes = detect(str(video), ContentDetector(), start_in_scene=True)
     return [int((a.frame_num + b.frame_num - 1) // 2) for a, b in scenes]
+
+
+def have_scenedetect() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("scenedetect") is not None
 
 
 def uniform(n_frames: int, every: int) -> list[int]:
@@ -69,6 +78,9 @@ def main() -> None:
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     scenarios = [("hold unlike the maize clip", HOLD_STILL), ("hold looks like the maize clip (hard)", LOOKALIKE_STILL)]
+    scenedetect = have_scenedetect()
+    if not scenedetect:
+        print("PySceneDetect not installed (pip install 'agcurate[bench]'): its rows are skipped")
     for title, still in scenarios:
         shots = default_shots(args.data, args.seconds, hold=still)
         video = work / f"spliced-{Path(still).stem}.mp4"
@@ -82,7 +94,8 @@ def main() -> None:
                                                                         work / "store"))]
         methods.append(("agcurate, embeddings only (no layout)", lambda: run_agcurate(
             video, work / "out-nolayout", work / "store", verify_layout=False)))
-        methods.append(("PySceneDetect ContentDetector", lambda: run_scenedetect(video)))
+        if scenedetect:
+            methods.append(("PySceneDetect ContentDetector", lambda: run_scenedetect(video)))
         methods.append(("uniform, 1 frame / 3 s", lambda: uniform(n, 75)))
         for name, fn in methods:
             t0 = time.perf_counter()

@@ -1,4 +1,4 @@
-"""All-pairs kNN at scale: time and peak memory of ``agcurate.neighbors.knn`` on random unit vectors.
+"""All-pairs kNN at scale: time and peak memory of ``agcurate.ops.neighbors.knn`` on random unit vectors.
 
 Random 1280-d unit vectors are the worst case for an approximate index (no structure), so 1% of
 rows are planted as near-copies of other rows (cosine ~0.9): the figure that matters for dedup is

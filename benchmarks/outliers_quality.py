@@ -38,7 +38,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from agcurate.embedding import embed  # noqa: E402
 from agcurate.ops.outliers import score_outliers  # noqa: E402
-from agcurate.sources import SourceOptions  # noqa: E402
 
 SEED = 0
 warnings.filterwarnings("ignore", message="Dataset has no geotransform")
@@ -65,8 +64,7 @@ def s2_clouds(data: Path, store: Path, tile: int = 64):
     import rasterio
 
     root = data / "s2-cloudcover-chips"
-    emb = embed([root / "data" / "test_features"], store=store, source_options=SourceOptions(tile=tile),
-                progress=False, remember=False)
+    emb = embed([root / "data" / "test_features"], store=store, tile=tile, progress=False, remember=False)
     share = []
     for r in emb.items.itertuples():
         chip = Path(r.path).name

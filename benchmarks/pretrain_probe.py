@@ -34,11 +34,11 @@ def rice_originals(root: Path) -> list[str]:
 
 def probe_at(paths, model, store, size, fractions, repeats, label="") -> dict:
     """10%-label linear accuracy and the full summary for one model at one input size."""
-    from agcurate.workflows.probe import probe_models
+    import agcurate
 
     t0 = time.perf_counter()
-    res = probe_models(paths, [model], from_folders=True, fractions=fractions, repeats=repeats,
-                       embed_kwargs=dict(store=store, image_size=size, progress=False))
+    res = agcurate.probe(paths, labels_from_folders=True, models=[model], fractions=fractions, repeats=repeats,
+                         store=store, image_size=size, progress=False)
     s = res.summary
     emb = res.embeddings[model]
     out = {"model": label or model, "size": size, "items": len(emb), "encoded": emb.stats.encoded,
@@ -62,15 +62,16 @@ def plan(name, paths, workdir: Path, args, budget_s: float) -> tuple[int, int | 
     """Epochs (and a step cap when not even one epoch fits) for the budget, from a few timed steps."""
     import torch
 
-    from agcurate.training import PretrainConfig, pretrain
+    import agcurate
 
     if args.epochs:
         return args.epochs, None
     workdir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    cal = pretrain(paths, workdir / "calibration.pt",
-                   PretrainConfig(epochs=1, max_steps_per_epoch=args.calibration_steps, **train_kwargs(args, 0)),
-                   progress=False)
+    cal = agcurate.pretrain(paths, workdir / "calibration.pt",
+                            agcurate.PretrainConfig(epochs=1, max_steps_per_epoch=args.calibration_steps,
+                                                    **train_kwargs(args, 0)),
+                            progress=False)
     step_s = cal.history[0]["seconds"] / max(1, len(cal.step_losses))
     n = len(cal.step_losses) and cal.n_items
     steps_per_epoch = max(1, n // min(args.batch_size, n))
@@ -93,7 +94,8 @@ def train_kwargs(args, embed_size) -> dict:
 def train_with_curve(name, paths, workdir: Path, args, epochs: int, cap: int | None, fractions, repeats,
                      store, size):
     """Train ``epochs`` epochs in chunks (stop, then ``resume``), probing the encoder after each chunk."""
-    from agcurate.training import PretrainConfig, export_checkpoint, pretrain
+    import agcurate
+    from agcurate.training import export_checkpoint
 
     workdir.mkdir(parents=True, exist_ok=True)
     ckpt = workdir / "model.pt.ckpt"
@@ -101,7 +103,7 @@ def train_with_curve(name, paths, workdir: Path, args, epochs: int, cap: int | N
     points, last, total_train = [], None, 0.0
     every = max(1, args.probe_every or (1 if epochs <= 10 else epochs // 8))
     for e in [*range(every, epochs, every), epochs]:
-        cfg = PretrainConfig(epochs=epochs, max_steps_per_epoch=cap, **train_kwargs(args, size))
+        cfg = agcurate.PretrainConfig(epochs=epochs, max_steps_per_epoch=cap, **train_kwargs(args, size))
 
         def stop(rec, e=e):
             if rec["epoch"] == e and e < epochs:
@@ -109,8 +111,8 @@ def train_with_curve(name, paths, workdir: Path, args, epochs: int, cap: int | N
 
         t = time.perf_counter()
         try:
-            pretrain(paths, workdir / "model.pt", cfg, resume=bool(points), progress=False, on_epoch_end=stop,
-                     log=lambda m: print("    " + m, flush=True))
+            agcurate.pretrain(paths, workdir / "model.pt", cfg, resume=bool(points), progress=False,
+                              on_epoch_end=stop, log=lambda m: print("    " + m, flush=True))
         except KeyboardInterrupt:
             pass
         total_train += time.perf_counter() - t
@@ -155,11 +157,11 @@ def main() -> None:
     results = {}
 
     # 1. probe speed on 1,500 cached embeddings (lite0 at its default 224 px)
-    from agcurate.embedding import embed
-    from agcurate.workflows.labels import labels_from_folders
+    import agcurate
     from agcurate.ops.probe import probe
+    from agcurate.workflows.labels import labels_from_folders
 
-    emb = embed([eurosat], "lite0", store=args.store, progress=False)
+    emb = agcurate.embed([eurosat], "lite0", store=args.store, progress=False)
     y = labels_from_folders(emb.paths).astype(str)
     t = time.perf_counter()
     runs = probe(emb.vectors, y, fractions=fractions, repeats=5, seed=0)
