@@ -37,7 +37,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from agcurate.embedding import embed  # noqa: E402
-from agcurate.ops.outliers import score_outliers  # noqa: E402
+from agcurate.ops.outliers import DEFAULT_THRESHOLD, score_outliers  # noqa: E402
 
 SEED = 0
 warnings.filterwarnings("ignore", message="Dataset has no geotransform")
@@ -136,7 +136,7 @@ def print_sweep(title: str, rows: list) -> None:
     print(f"threshold sweep, {title} (mean over {len(rows)} sets):  threshold  precision  recall  F1")
     for t in SWEEP:
         q = np.array([r["sweep"][t] for r in rows])
-        mark = "  (default)" if t == 3.5 else ""
+        mark = "  (default)" if t == DEFAULT_THRESHOLD else ""
         print(f"{'':58s}{t:9.1f}  {q[:, 0].mean():9.3f}  {q[:, 1].mean():6.3f}  {q[:, 2].mean():5.3f}{mark}")
 
 
