@@ -4,7 +4,7 @@
 2. Candidates: each item's ``k`` nearest neighbours by embedding with cosine >= ``candidate_similarity``
    (shared faiss kNN, sub-quadratic for large collections).
 3. Verification: each candidate pair is aligned (SIFT + RANSAC, or a right-angle rotation) and its
-   aligned pixels correlated (``agcurate.verify``); the pair is a duplicate when that score is at
+   aligned pixels correlated (``agcurate.ops.verify``); the pair is a duplicate when that score is at
    least ``threshold``. This is what separates a crop from a look-alike.
 4. Groups are the connected components; one item per group is kept (largest, sharpest or first).
 """

@@ -54,7 +54,7 @@ def _linear(seed: int, C: float):
 
 
 class KNNVote:
-    """k-NN classifier on L2-normalised vectors: faiss neighbours (``agcurate.neighbors``), weighted vote.
+    """k-NN classifier on L2-normalised vectors: faiss neighbours (``agcurate.ops.neighbors``), weighted vote.
 
     Each neighbour votes with ``exp(cosine / 0.07)`` (the weighting of the k-NN evaluation used
     for self-supervised features, e.g. in DINO). ``k`` is capped at the average number of
