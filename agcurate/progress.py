@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Sequence
 from contextlib import contextmanager
 
 
@@ -52,13 +53,50 @@ def progress_bar(total: int | None, description: str, enabled: bool | None = Non
         yield _Bar(progress, task)
 
 
+@contextmanager
+def phase_status(phases: Sequence[str], description: str, enabled: bool | None = None):
+    """A status line for work that has named steps but no item count (``cluster``: reducing,
+    clustering, map, report): yields ``phase(name)``, which shows ``description: name``, the steps
+    done out of ``phases`` and the time elapsed. A name outside ``phases`` only changes the text.
+    Quiet (``phase`` does nothing) when not interactive."""
+    if enabled is None:
+        enabled = interactive()
+    if not enabled:
+        yield lambda name: None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    known = list(phases)
+    columns = [SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TimeElapsedColumn()]
+    with Progress(*columns, console=Console(stderr=True), transient=False) as progress:
+        task = progress.add_task(description, total=len(known))
+        done: list[str] = []
+
+        def phase(name: str) -> None:
+            if name in known and name not in done:
+                done.append(name)
+            # a step counts as done once the next one starts; the last one when the block ends
+            progress.update(task, description=f"{description}: {name}", completed=max(len(done) - 1, 0))
+
+        yield phase
+        progress.update(task, completed=len(known))
+
+
 def _rate_column(unit: str):
     from rich.progress import ProgressColumn
     from rich.text import Text
 
     class RateColumn(ProgressColumn):
+        """Recent speed while running; once finished, items over the whole elapsed time: the same
+        measure the command's summary prints (``EmbedStats.rate``), so the two agree."""
+
         def render(self, task):
-            speed = task.finished_speed or task.speed
+            if task.finished and task.finished_time:
+                speed = task.completed / task.finished_time
+            else:
+                speed = task.speed
             return Text("" if speed is None else f"{speed:,.1f} {unit}/s")
 
     return RateColumn()

@@ -112,7 +112,8 @@ def train_with_curve(name, paths, workdir: Path, args, epochs: int, cap: int | N
         t = time.perf_counter()
         try:
             agcurate.pretrain(paths, workdir / "model.pt", cfg, resume=bool(points), progress=False,
-                              on_epoch_end=stop, log=lambda m: print("    " + m, flush=True))
+                              on_epoch_end=stop, log=lambda m: print("    " + m, flush=True),
+                              keep_checkpoint=True)  # exported below, after the last chunk too
         except KeyboardInterrupt:
             pass
         total_train += time.perf_counter() - t

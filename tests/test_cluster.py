@@ -252,3 +252,45 @@ def test_cli_goes_on_past_a_bad_file(tmp_path, examples_dir, store):
     assert res.exit_code == 0, res.output
     assert "broken.jpg" in res.output
     assert len(pd.read_csv(tmp_path / "o" / "clusters.csv")) == 12
+
+
+# --- phases while UMAP and HDBSCAN run ----------------------------------------------------------------
+
+def test_cluster_op_reports_its_phases():
+    x, _ = blobs(n_per=30, k=3, seed=2)
+    calls: list[str] = []
+    cluster(x, on_phase=calls.append)
+    assert calls == ["reducing", "clustering", "map"]
+    calls.clear()
+    cluster(x, sample_limit=60, with_map=False, reduction="pca", on_phase=calls.append)
+    assert calls == ["reducing", "clustering", "placing"]
+
+
+def test_workflow_reports_phases_and_cli_stays_quiet_in_a_pipe(examples_store, examples_dir, tmp_path,
+                                                                monkeypatch):
+    import agcurate
+
+    calls: list[str] = []
+    agcurate.cluster([examples_dir], store=examples_store, out=tmp_path / "a", report=True, progress=False,
+                     on_phase=calls.append)
+    assert calls == ["reducing", "clustering", "map", "report"]
+    monkeypatch.delenv("AGCURATE_NO_PROGRESS")  # a pipe (CliRunner) is what keeps it quiet now
+    monkeypatch.delenv("CI", raising=False)
+    res = runner.invoke(app, ["cluster", str(examples_dir), "--store", str(examples_store), "--out",
+                              str(tmp_path / "b")])
+    assert res.exit_code == 0, res.output
+    assert "reducing" not in res.output and "clustering:" not in res.output
+
+
+def test_phase_status_shows_phases_when_enabled(capsys):
+    from agcurate.progress import phase_status
+
+    with phase_status(["reducing", "clustering", "map"], "cluster", enabled=True) as phase:
+        phase("reducing")
+        phase("clustering")
+        phase("map")
+    err = capsys.readouterr().err
+    assert "cluster: map" in err and "3/3" in err
+    with phase_status(["reducing"], "cluster") as phase:  # not a terminal (and AGCURATE_NO_PROGRESS)
+        phase("reducing")
+    assert capsys.readouterr().err == ""

@@ -140,3 +140,38 @@ def test_file_checkpoint_round_trip(tmp_path):
 def test_models_listing_marks_lite0_offline():
     rows = {r["name"]: r for r in list_encoders()}
     assert rows["lite0"]["offline"] is True and rows["lite0"]["dim"] == 1280
+
+
+def test_a_file_that_is_not_a_checkpoint_says_so(tmp_path):
+    """``--model notes.txt`` and friends: one line that names the file and says what it is not."""
+    import torch
+    from typer.testing import CliRunner
+
+    from agcurate.cli import app
+    from agcurate.errors import WeightsUnavailableError
+
+    notes = tmp_path / "notes.txt"
+    notes.write_text("hello, these are my notes\n")
+    (tmp_path / "empty.pt").write_bytes(b"")
+    (tmp_path / "noise.bin").write_bytes(bytes(range(256)) * 8)
+    torch.save({"conv.weight": torch.zeros(2, 2)}, tmp_path / "state_dict.pt")
+    (tmp_path / "cut.pt").write_bytes((tmp_path / "state_dict.pt").read_bytes()[:200])
+    torch.save({"format": "agcurate-pretrain/1", "epoch": 1}, tmp_path / "model.pt.ckpt")
+    expected = {
+        "notes.txt": "is not an agcurate or torch checkpoint (it is a text file)",
+        "empty.pt": "is not an agcurate or torch checkpoint (it is empty)",
+        "noise.bin": "is not an agcurate or torch checkpoint",
+        "cut.pt": "is not an agcurate or torch checkpoint (a zip archive torch cannot read: truncated?",
+        "state_dict.pt": "is a torch checkpoint but not an agcurate encoder",
+        "model.pt.ckpt": "is a training checkpoint of `agcurate pretrain`, not an encoder",
+    }
+    for name, message in expected.items():
+        for model in (str(tmp_path / name), f"file:{tmp_path / name}"):
+            with pytest.raises(WeightsUnavailableError) as err:
+                get_encoder(model)
+            assert message in str(err.value) and str(tmp_path / name) in str(err.value), str(err.value)
+            assert "\n" not in str(err.value)
+    res = CliRunner().invoke(app, ["embed", str(tmp_path), "--model", str(notes), "--store", str(tmp_path / "s")])
+    assert res.exit_code == 2
+    assert "notes.txt is not an agcurate or torch checkpoint (it is a text file)" in " ".join(res.output.split())
+    assert ": 101" not in res.output and "Traceback" not in res.output

@@ -184,6 +184,20 @@ def test_frames_without_any_video_says_so(tmp_path, store, examples_dir):
         frames([img], out=tmp_path / "o", store=store, workers=0)
 
 
+def test_frames_on_a_folder_without_video_says_no_video_found(tmp_path, store):
+    """An empty folder, or one with only other files: "no video found" (not "no image found"), exit 2."""
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "readme.txt").write_text("not a video")
+    for folder, extra in ((empty, ""), (notes, " (1 other file(s) ignored)")):
+        r = CliRunner().invoke(app, ["frames", str(folder), "--store", str(store), "--out", str(tmp_path / "o")])
+        assert r.exit_code == 2, r.output
+        assert f"no video found in {folder}{extra}" in " ".join(r.output.split())
+        assert "image" not in r.output
+
+
 @pytest.mark.slow
 def test_example_video_of_the_readme(tmp_path, store):
     # examples/videos/intel-shots.mp4: parking 0-74, bottles 75-149, hall 150-224, parking again 225-299, signer 300-349

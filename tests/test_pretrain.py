@@ -32,9 +32,9 @@ def tiny_set(shared_data, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def trained(tiny_set, tmp_path_factory):
-    """One uninterrupted 3-epoch SimCLR run from the ImageNet lite0 weights."""
+    """One uninterrupted 3-epoch SimCLR run from the ImageNet lite0 weights (its checkpoint kept)."""
     out = tmp_path_factory.mktemp("run") / "model.pt"
-    res = pretrain([tiny_set], out, PretrainConfig(epochs=3, **SMALL), progress=False)
+    res = pretrain([tiny_set], out, PretrainConfig(epochs=3, **SMALL), progress=False, keep_checkpoint=True)
     return res
 
 
@@ -98,7 +98,7 @@ def test_pretrain_loss_goes_down_and_checkpoint_embeds(trained, tiny_set, store)
     assert payload["input_size"] == 48 and payload["dim"] == 1280
     assert payload["config"]["method"] == "simclr" and payload["config"]["epochs"] == 3
     assert not any(k.startswith(("head", "backbone.")) for k in payload["state_dict"])  # head dropped
-    assert trained.checkpoint.exists()
+    assert trained.checkpoint == trained.out.with_name("model.pt.ckpt") and trained.checkpoint.exists()
 
     emb = agcurate.embed([tiny_set], f"file:{trained.out}", store=store, workers=0, progress=False)
     assert emb.vectors.shape == (24, 1280)
@@ -129,6 +129,7 @@ def test_resume_after_interruption_continues_from_saved_epoch(trained, tiny_set,
     # the resumed run is the uninterrupted run: same data order, augmentations and weights
     np.testing.assert_allclose(res.step_losses, trained.step_losses, rtol=1e-3)
     assert out.exists()
+    assert res.checkpoint is None and not (tmp_path / "model.pt.ckpt").exists()  # done: removed
 
 
 def test_resume_with_another_method_is_refused(trained, tiny_set):
@@ -149,11 +150,16 @@ def test_pairs_csv_cli(tiny_set, tmp_path):
     pairs.write_text("\n".join(rows) + "\n")
     assert len(read_pairs(pairs)) == 13
     out = tmp_path / "paired.pt"
-    res = CliRunner().invoke(app, ["pretrain", "--pairs", str(pairs), "--out", str(out), "--epochs", "1",
-                                   "--batch-size", "6", "--image-size", "32", "--embed-size", "48",
-                                   "--workers", "1", "--device", "cpu"])
+    args = ["pretrain", "--pairs", str(pairs), "--out", str(out), "--epochs", "1", "--batch-size", "6",
+            "--image-size", "32", "--embed-size", "48", "--workers", "1", "--device", "cpu"]
+    res = CliRunner().invoke(app, [*args, "--keep-checkpoint"])
     assert res.exit_code == 0, res.output
     assert "pairs" in res.output and "12" in res.output and "missing.jpg" in res.output
+    ckpt = tmp_path / "paired.pt.ckpt"
+    assert ckpt.exists() and "(kept: --resume continues it; delete it when done)" in res.output
+    res = CliRunner().invoke(app, [*args, "--resume"])  # already finished: exports again, then tidies up
+    assert res.exit_code == 0, res.output
+    assert not ckpt.exists() and "training checkpoint removed (--keep-checkpoint keeps it)" in res.output
     from agcurate.encoders import get_encoder, read_checkpoint
 
     assert read_checkpoint(out)["config"]["pairs"] == str(pairs)
@@ -172,6 +178,7 @@ def test_dino_from_scratch_one_epoch(tiny_set, tmp_path):
                          workers=0, local_views=1, seed=1)
     res = pretrain([tiny_set], out, cfg, progress=False)
     assert len(res.step_losses) == 3 and np.all(np.isfinite(res.step_losses))
+    assert res.checkpoint is None and [f.name for f in tmp_path.iterdir()] == ["dino.pt"]
     payload = read_checkpoint(out)
     sd = payload["state_dict"]
     assert payload["config"]["init"] == "scratch" and payload["config"]["method"] == "dino"
@@ -198,7 +205,7 @@ def test_workers_do_not_hang_after_opencv_ran_in_the_parent(tmp_path, examples_d
     code = (
         "import cv2, numpy as np\n"
         "cv2.GaussianBlur(np.zeros((1500, 1500, 3), np.uint8), (5, 5), 0)\n"
-        "from agcurate.pretrain import PretrainConfig, pretrain\n"
+        "from agcurate import PretrainConfig, pretrain\n"
         f"pretrain([{str(examples_dir)!r}], {str(tmp_path / 'm.pt')!r}, PretrainConfig(epochs=1, image_size=32,"
         f" batch_size=8, workers=2), store={str(tmp_path / 'store')!r}, progress=False)\n"
         "print('done')\n"

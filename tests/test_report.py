@@ -163,6 +163,32 @@ def test_dedup_and_outliers_sections(report_dir, col_store, tmp_path, page, arti
     page.screenshot(path=str(artifacts / "cluster_report_dedup_outliers.png"), full_page=True)
 
 
+def test_report_says_which_side_files_it_left_out(report_dir, col_store, tmp_path, page, artifacts):
+    """An outliers.csv of another collection in the folder is not merged, and the page says so."""
+    from agcurate.report.outputs import record_outputs
+
+    out = tmp_path / "out"
+    shutil.copytree(report_dir, out)
+    paths = pd.read_csv(out / "clusters.csv")["path"].tolist()
+    other = [f"/elsewhere/field_{i}.jpg" for i in range(12)]
+    pd.DataFrame({"path": other, "score": np.linspace(9, 6, 12), "is_outlier": True, "rank": range(1, 13)}
+                 ).to_csv(out / "outliers.csv", index=False)
+    record_outputs(out, ["outliers.csv"], {"command": "outliers", "inputs": ["/elsewhere"], "encoder": "lite0",
+                                           "encoder_id": "lite0", "items": 12})
+    res = runner.invoke(app, ["cluster", str(Path(paths[0]).parent), "--report", "--out", str(out),
+                              "--store", str(col_store), "--workers", "0", "--min-cluster-size", "3"])
+    assert res.exit_code == 0, res.output
+    assert "report.html leaves out outliers.csv: made by `agcurate outliers` for another collection" in res.output
+    open_report(page, out / "report.html")
+    assert page.agcurate_errors == []
+    assert page.is_visible("#ignored")
+    note = page.inner_text("#ignored")
+    assert "outliers.csv" in note and "another collection (/elsewhere, 12 items)" in note
+    assert page.query_selector("#outliers") is None
+    assert "outliers" not in page.inner_text("header .sub")
+    page.screenshot(path=str(artifacts / "cluster_report_ignored.png"))
+
+
 def test_sections_absent_without_csvs(report_dir):
     html = (report_dir / "report.html").read_text(encoding="utf-8")
     assert 'id="duplicates"' not in html and 'id="outliers"' not in html

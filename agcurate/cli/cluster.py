@@ -58,3 +58,5 @@ def register(app: typer.Typer) -> None:
         con.print(f"wrote {escape(str(csv_path))}")
         if report_path is not None:
             con.print(f"wrote {escape(str(report_path))}")
+        for name, why in res.ignored:  # side files of another collection or encoder
+            con.print(f"{escape(report_path.name)} leaves out {escape(name)}: {escape(why)}")

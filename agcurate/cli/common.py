@@ -117,13 +117,15 @@ def embed_options(model: bool = True):
 
 def embedded_note(emb, with_model: bool = False) -> None:
     """One line on stderr about the embedding step (and the first skipped files)."""
+    from ..report.html import count
+
     note = console(stderr=True)
     s = emb.stats
     if with_model:
-        note.print(f"{len(emb)} items with {emb.encoder.name} ({s.encoded} newly encoded, "
+        note.print(f"{count(len(emb), 'item')} with {emb.encoder.name} ({s.encoded} newly encoded, "
                    f"{s.cached} from cache, {s.skipped} skipped)")
     else:
-        note.print(f"{len(emb)} items ({s.encoded} newly encoded, {s.cached} from cache, "
+        note.print(f"{count(len(emb), 'item')} ({s.encoded} newly encoded, {s.cached} from cache, "
                    f"{s.skipped} skipped) with {emb.encoder.name}")
     print_skipped(emb, note, limit=5)
 
@@ -141,14 +143,69 @@ def key_value_table(title: str, rows: list[tuple[str, str]]):
     return table
 
 
+def common_folder(inputs) -> str | None:
+    """The deepest folder holding every input (a file counts as its folder); None when that is the
+    file-system root or the inputs share nothing. Tables show paths relative to it
+    (``items.display_path``): the part that tells files apart, not a prefix every row shares."""
+    folders = [str(p) if Path(p).is_dir() else os.path.dirname(str(p)) for p in inputs or ()]
+    folders = [f for f in folders if f]
+    if not folders:
+        return None
+    try:
+        base = os.path.commonpath(folders)
+    except ValueError:  # relative and absolute mixed, or other drives
+        return None
+    return base if base and Path(base).parent != Path(base) else None
+
+
+SHOWN_WINDOWS = 6  # windows / frames listed on one skipped line
+
+
 def print_skipped(emb, out, limit: int = 10) -> None:
+    """Print what was skipped: one line per file and reason, the tiles or frames of a file skipped
+    for one reason (no-data tiles...) on a single line with their windows, at most ``limit`` lines."""
     if not emb.skipped:
         return
     from rich.markup import escape
 
-    for s in emb.skipped[:limit]:
-        out.print(f"  skipped {escape(s.path)}: {escape(s.reason)}")
-    if len(emb.skipped) > limit:
-        out.print(f"  ... and {len(emb.skipped) - limit} more")
+    groups = group_skipped(emb.skipped)
+    for path, reason, kind, where in groups[:limit]:
+        out.print(f"  skipped {escape(path)}{escape(_where_list(kind, where))}: {escape(reason)}")
+    rest = sum(max(len(where), 1) for _, _, _, where in groups[limit:])
+    if rest:
+        out.print(f"  ... and {rest} more")
     if emb.store_dir is not None:
         out.print(f"  full list: {emb.store_dir / 'skipped.csv'}")
+
+
+def group_skipped(skipped) -> list[tuple[str, str, str, list[str]]]:
+    """``(path, reason, kind, where)`` per file, reason and kind (``tile``, ``frame`` or ``""`` for a
+    whole file), in first-seen order; ``where`` lists the windows (``x,y,w,h``) or frame numbers."""
+    groups: dict[tuple[str, str, str], list[str]] = {}
+    for s in skipped:
+        kind, where = _where(s.path, s.key)
+        groups.setdefault((s.path, s.reason, kind), [])
+        if where:
+            groups[(s.path, s.reason, kind)].append(where)
+    return [(p, r, k, w) for (p, r, k), w in groups.items()]
+
+
+def _where(path: str, key: str) -> tuple[str, str]:
+    """``("tile", "x,y,w,h")``, ``("frame", "N")`` or ``("", "")`` from an item key."""
+    tail = key[len(path):] if key.startswith(path) else ""
+    for part in tail.split("#"):
+        if part.startswith("window="):
+            return "tile", part[len("window="):]
+        if part.startswith("frame="):
+            return "frame", part[len("frame="):]
+    return "", ""
+
+
+def _where_list(kind: str, where: list[str]) -> str:
+    if not kind or not where:
+        return ""
+    if len(where) == 1:
+        return f", {kind} {where[0]}"
+    shown = " · ".join(where[:SHOWN_WINDOWS])
+    more = f" and {len(where) - SHOWN_WINDOWS} more" if len(where) > SHOWN_WINDOWS else ""
+    return f", {len(where)} {kind}s ({shown}{more})"

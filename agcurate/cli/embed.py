@@ -22,8 +22,9 @@ def register(app: typer.Typer) -> None:
                 ("taken from cache", f"{s.cached:,}"), ("skipped as unreadable", f"{s.skipped:,}")]
         if s.ignored:
             rows.append(("other files ignored", f"{s.ignored:,}"))
-        if s.encoded:
-            rows.append(("encoding speed", f"{s.rate:,.1f} items/s"))
+        if s.encoded:  # the loop's speed, as the progress bar shows it; the model build apart
+            rows.append(("encoding speed (after start-up)", f"{s.rate:,.1f} items/s"))
+            rows.append(("start-up (model load)", f"{s.startup_seconds:,.1f} s"))
         rows.append(("time", f"{s.seconds:,.1f} s"))
         table = key_value_table(f"agcurate embed · {emb.encoder.name}", rows)
         out = console()
@@ -42,8 +43,8 @@ def register(app: typer.Typer) -> None:
         from ..encoders import list_encoders
 
         table = Table(title="agcurate encoders")
-        for col in ("name", "dim", "input", "offline", "description"):
-            table.add_column(col)
+        for col in ("name", "dim", "input", "offline", "description"):  # fold: long names wrap, never cut
+            table.add_column(col, overflow="fold")
         for row in list_encoders():
             table.add_row(escape(row["name"]), str(row["dim"] or "-"), str(row["input_size"] or "-"),
                           "yes" if row["offline"] else "no", escape(row["description"]))

@@ -7,8 +7,9 @@ from typing import Annotated, Optional
 
 import typer
 
+from ..items import display_path
 from ..ops.keyframes import DEFAULT_THRESHOLD
-from .common import DEFAULT_OUT, OutOpt, command, console, embed_options, print_skipped
+from .common import DEFAULT_OUT, OutOpt, command, common_folder, console, embed_options, print_skipped
 
 VideosArg = Annotated[
     Optional[list[Path]],
@@ -35,7 +36,7 @@ def register(app: typer.Typer) -> None:
         from rich.markup import escape
         from rich.table import Table
 
-        from ..report.html import format_time
+        from ..report.html import count, format_time
         from ..workflows.frames import frames
 
         res = frames(videos or None, threshold=threshold, out=out, skip_static=not all_samples, config=config)
@@ -43,17 +44,18 @@ def register(app: typer.Typer) -> None:
         table = Table(title=f"agcurate frames · {escape(emb.encoder.name)}")
         for col, just in (("video", "left"), ("duration", "right"), ("sampled", "right"),
                           ("runs", "right"), ("repeats", "right"), ("keyframes", "right")):
-            table.add_column(col, justify=just)
+            table.add_column(col, justify=just, overflow="fold")
+        base = common_folder(emb.inputs)
         for v in res.videos:
             seg = v.table.groupby("segment")["is_repeat"].first()
-            table.add_row(escape(Path(v.path).name), format_time(v.duration_s), f"{len(v.table):,}",
+            table.add_row(escape(display_path(v.path, base)), format_time(v.duration_s), f"{len(v.table):,}",
                           f"{len(seg):,}", f"{int(seg.sum()):,}", f"{int(v.table['is_keyframe'].sum()):,}")
         c = console()
         c.print(table)
         s = emb.stats
         rate = f", {res.duration_s / s.seconds:.1f}x real time" if s.seconds > 0 and s.encoded else ""
-        c.print(f"{res.n_kept} keyframes from {res.n_sampled} sampled frames ({s.encoded} newly encoded, "
-                f"{s.cached} from cache{rate})")
+        c.print(f"{count(res.n_kept, 'keyframe')} from {count(res.n_sampled, 'sampled frame')} "
+                f"({s.encoded} newly encoded, {s.cached} from cache{rate})")
         print_skipped(emb, c)
-        c.print(f"wrote {escape(str(res.csv))}, {escape(str(res.html))} and {len(res.written)} JPEG(s) under "
+        c.print(f"wrote {escape(str(res.csv))}, {escape(str(res.html))} and {count(len(res.written), 'JPEG')} under "
                 f"{escape(str(Path(out) / 'frames'))}")

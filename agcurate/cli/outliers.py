@@ -7,7 +7,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from .common import DEFAULT_OUT, OutOpt, PathsArg, command, console, embed_options, embedded_note
+from ..items import display_path
+from .common import DEFAULT_OUT, OutOpt, PathsArg, command, common_folder, console, embed_options, embedded_note
 
 MethodOpt = Annotated[str, typer.Option("--method", help="auto (kNN + LOF at large k + pixel/spectral signals), knn, lof, signals or iforest.")]
 ContaminationOpt = Annotated[Optional[float], typer.Option("--contamination", min=0.0, max=1.0, help="Flag this share of items (the most outlying), e.g. 0.05.")]
@@ -40,15 +41,18 @@ def register(app: typer.Typer) -> None:
         scored, rule, csv_path, html = res.scored, res.rule, res.csv, res.html
         flagged = scored[scored["is_outlier"]]
         table = Table(title=f"agcurate outliers · {len(flagged)} of {len(scored)} flagged ({escape(rule)})")
-        for col in ("rank", "score", "item", "strongest evidence"):
-            table.add_column(col, justify="right" if col in ("rank", "score") else "left")
+        for col in ("rank", "score", "item", "strongest evidence"):  # fold: a long path wraps, never cut
+            table.add_column(col, justify="right" if col in ("rank", "score") else "left", overflow="fold")
         comp_cols = [c for c in scored.columns if c.endswith("_z")]
+        base = common_folder(res.embeddings.inputs)
         for r in flagged.head(15).to_dict("records"):
-            name = r["path"] + (f" [{r['window']}]" if r["window"] else "")
+            name = display_path(r["path"], base) + (f" [{r['window']}]" if r["window"] else "")
             ev = r["reason"] or max(comp_cols, key=lambda c: r[c] if r[c] == r[c] else -1)[:-2] if comp_cols else ""
             table.add_row(str(r["rank"]), "" if r["score"] != r["score"] else f"{r['score']:.2f}",
                           escape(name), escape(str(ev)))
         con = console()
+        if base and len(flagged):
+            con.print(f"paths relative to {escape(base)}")
         con.print(table)
         if len(flagged) > 15:
             con.print(f"... and {len(flagged) - 15} more")

@@ -41,7 +41,11 @@ def register(app: typer.Typer) -> None:
                             "(e.g. RGB and RGB-NIR of one plant) instead of two augmentations.")] = None,
         resume: Annotated[bool, typer.Option("--resume", help="Continue from the checkpoint of an interrupted run.")] = False,
         checkpoint: Annotated[Optional[Path], typer.Option(
-            "--checkpoint", help="Training checkpoint written every epoch (default: OUT.ckpt).")] = None,
+            "--checkpoint", help="Training checkpoint written every epoch (default: OUT.ckpt); removed "
+                                 "when the run finishes unless --keep-checkpoint.")] = None,
+        keep_checkpoint: Annotated[bool, typer.Option(
+            "--keep-checkpoint", help="Keep the training checkpoint (model, heads, optimizer) after a "
+                                      "finished run; an interrupted run always keeps it for --resume.")] = False,
         seed: Annotated[int, typer.Option("--seed", help="Seed of initial heads, sampling and augmentations.")] = 0,
         local_views: Annotated[int, typer.Option("--local-views", min=0, help="Small crops per image (dino).")] = 2,
         threads: Annotated[Optional[int], typer.Option(
@@ -60,7 +64,7 @@ def register(app: typer.Typer) -> None:
                              embed_size=embed_size, lr=lr, temperature=temperature, local_views=local_views,
                              seed=seed, device=device, workers=workers, threads=threads)
         res = pretrain(paths or None, out, cfg, pairs=pairs, resume=resume, checkpoint=checkpoint, store=store,
-                       log=lambda msg: note.print(escape(msg)))
+                       log=lambda msg: note.print(escape(msg)), keep_checkpoint=keep_checkpoint)
         table = Table(title=f"agcurate pretrain · {method} from {escape(init)}", show_header=False)
         table.add_column(style="bold")
         table.add_column(justify="right")
@@ -78,4 +82,7 @@ def register(app: typer.Typer) -> None:
         for s in res.skipped[:5]:
             o.print(f"  skipped {escape(s.path)}: {escape(s.reason)}")
         o.print(f"encoder: {escape(str(res.out))} (use --model file:{escape(str(res.out))})")
-        o.print(f"checkpoint: {escape(str(res.checkpoint))} (--resume continues; delete it when done)")
+        if res.checkpoint is not None:
+            o.print(f"checkpoint: {escape(str(res.checkpoint))} (kept: --resume continues it; delete it when done)")
+        else:
+            o.print("training checkpoint removed (--keep-checkpoint keeps it)")

@@ -37,6 +37,7 @@ def register(app: typer.Typer) -> None:
         config=None,
     ) -> None:
         """How good are the embeddings with few labels? Linear probe and k-NN accuracy per label fraction."""
+        from ..report.html import count
         from ..workflows.probe import probe
 
         models = list(model or [DEFAULT_MODEL])
@@ -48,8 +49,8 @@ def register(app: typer.Typer) -> None:
         o = console()
         lab = res.n_labelled[models[0]]
         unl = res.n_unlabelled[models[0]]
-        o.print(f"{lab} labelled items in {len(res.classes)} classes"
-                + (f" ({unl} items without a label ignored)" if unl else "")
+        o.print(f"{count(lab, 'labelled item')} in {count(len(res.classes), 'class')}"
+                + (f" ({count(unl, 'item')} without a label ignored)" if unl else "")
                 + "; fraction 1 is scored by cross-validation, others on all items not sampled")
         o.print(f"wrote {csv_path} and {csv_path.with_name('probe_runs.csv')}")
 

@@ -7,7 +7,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from .common import DEFAULT_OUT, OutOpt, command, console, embed_options, embedded_note
+from ..items import display_path
+from .common import DEFAULT_OUT, OutOpt, command, common_folder, console, embed_options, embedded_note
 
 
 def register(app: typer.Typer) -> None:
@@ -27,20 +28,25 @@ def register(app: typer.Typer) -> None:
         from rich.markup import escape
         from rich.table import Table
 
+        from ..report.html import count
         from ..workflows.search import search
 
         res = search(queries, in_, k=k, out=out, config=config, on_embedded=embedded_note)
         q, coll, matches, csv_path, html_path = res.queries, res.collection, res.matches, res.csv, res.html
         c = console()
-        t = Table(title=f"agcurate search · {len(q)} queries in {len(coll):,} items")
+        t = Table(title=f"agcurate search · {count(len(q), 'query')} in {count(len(coll), 'item')}")
         for col in ("query", "best match", "score"):
-            t.add_column(col)
+            t.add_column(col, overflow="fold")  # a long path wraps, never cut
+        q_base, c_base = common_folder(q.inputs), common_folder(coll.inputs)
         for i, qp in enumerate(q.paths[:20]):
             best = matches[(matches["query_index"] == i) & (matches["rank"] == 1)]
             if len(best):
-                t.add_row(escape(Path(qp).name), escape(Path(best["path"].iloc[0]).name), f"{best['score'].iloc[0]:.3f}")
+                t.add_row(escape(display_path(qp, q_base)), escape(display_path(best["path"].iloc[0], c_base)),
+                          f"{best['score'].iloc[0]:.3f}")
             else:
-                t.add_row(escape(Path(qp).name), "-", "-")
+                t.add_row(escape(display_path(qp, q_base)), "-", "-")
+        if c_base:
+            c.print(f"matches relative to {escape(c_base)}")
         c.print(t)
         for s in q.skipped[:5]:
             c.print(f"  query skipped {escape(s.path)}: {escape(s.reason)}")

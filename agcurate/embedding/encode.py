@@ -39,12 +39,15 @@ class EmbedStats:
     skipped: int = 0
     ignored: int = 0
     seconds: float = 0.0
-    encode_seconds: float = 0.0
+    encode_seconds: float = 0.0   # in encode_items: start-up, the encoding loop, the last write
+    startup_seconds: float = 0.0  # of which before the loop: model build (weights, ONNX export)
+    loop_seconds: float = 0.0     # of which the loop, up to the last batch encoded: what the bar times
 
     @property
     def rate(self) -> float:
-        """Items encoded per second of encoding (0 when nothing was encoded)."""
-        return self.encoded / self.encode_seconds if self.encode_seconds > 0 else 0.0
+        """Items encoded per second of the encoding loop (start-up not counted): the figure the
+        progress bar ends on (0 when nothing was encoded)."""
+        return self.encoded / self.loop_seconds if self.loop_seconds > 0 else 0.0
 
 
 @dataclass
@@ -140,17 +143,13 @@ def embed(paths: Iterable[str | Path] | None = None, model: str | None = None, *
     skipped = list(found.skipped)
     if not found.items:
         st.write_skipped(skipped)
-        raise NoUsableInputError(_nothing_message(inputs, found))
+        raise NothingToEmbedError(inputs, found)
 
     cached = st.index()
     todo = [it for it in found.items if cached.get(it.key) != it.fingerprint]
-    stats.cached = len(found.items) - len(todo)
-    if todo:
-        t_enc = time.perf_counter()
-        failed = encode_items(todo, enc, st, opts, cfg, progress=progress)
-        stats.encode_seconds = time.perf_counter() - t_enc
-        skipped += failed
-        stats.encoded = len(todo) - len(failed)
+    failed = encode_missing(todo, enc, st, opts, cfg, stats, progress=progress) if todo else []
+    skipped += failed
+    stats.cached = len(found.items) - stats.encoded - len(failed)  # incl. what another writer stored meanwhile
     bad = {s.key for s in skipped if s.key}
     keys = [it.key for it in found.items if it.key not in bad]
     stored = st.load(keys)
@@ -158,7 +157,7 @@ def embed(paths: Iterable[str | Path] | None = None, model: str | None = None, *
     stats.skipped = len(skipped)
     st.write_skipped(skipped)
     if len(stored.vectors) == 0:
-        raise NoUsableInputError(_nothing_message(inputs, found, skipped))
+        raise NothingToEmbedError(inputs, found, skipped)
     if remember:
         remember_collection(root, {
             "paths": inputs, "model": enc.name, "weights": weights, "image_size": image_size,
@@ -168,24 +167,73 @@ def embed(paths: Iterable[str | Path] | None = None, model: str | None = None, *
     return Embeddings(stored.vectors, stored.items, enc, skipped, stats, st.dir, inputs, opts, cfg)
 
 
-def _nothing_message(inputs: Sequence[str], found: Discovery, skipped: Sequence[Skipped] | None = None) -> str:
-    skipped = list(skipped if skipped is not None else found.skipped)
-    where = ", ".join(inputs[:3]) + (" ..." if len(inputs) > 3 else "")
-    if skipped:
-        return (f"no usable image in {where}: {len(skipped)} file(s) could not be read "
-                f"(first: {skipped[0].path}: {skipped[0].reason})")
-    extra = f" ({found.ignored} other file(s) ignored)" if found.ignored else ""
-    return f"no image found in {where}{extra}"
+class NothingToEmbedError(NoUsableInputError):
+    """No item under the inputs could be embedded; ``message(noun)`` words it for a command
+    that looks for something else than images (``frames``: "no video found in ...")."""
+
+    def __init__(self, inputs: Sequence[str], found: Discovery, skipped: Sequence[Skipped] | None = None):
+        self.inputs = list(inputs)
+        self.found = found
+        self.skipped = list(skipped if skipped is not None else found.skipped)
+        super().__init__(self.message())
+
+    def message(self, noun: str = "image") -> str:
+        where = ", ".join(self.inputs[:3]) + (" ..." if len(self.inputs) > 3 else "")
+        if self.skipped:
+            first = self.skipped[0]
+            return (f"no usable {noun} in {where}: {len(self.skipped)} file(s) could not be read "
+                    f"(first: {first.path}: {first.reason})")
+        extra = f" ({self.found.ignored} other file(s) ignored)" if self.found.ignored else ""
+        return f"no {noun} found in {where}{extra}"
 
 
 # --- the encoding loop ----------------------------------------------------------------------------
 
+def encode_missing(todo: Sequence[Item], enc: Encoder, st: EmbeddingStore, opts: SourceOptions,
+                   config: EmbedConfig | None, stats: EmbedStats, *, progress: bool | None = None) -> list[Skipped]:
+    """Encode the items of ``todo`` that the store still lacks, sharing the work with other writers.
+
+    Each round claims what is neither stored nor claimed by another live ``embed`` (``st.claim``),
+    encodes it, drops the claim, then waits for the writers holding the rest (a line on stderr says
+    so) and looks again: what they stored is read, what they could not store is claimed anew. An
+    item this call failed to decode is not tried twice. Adds to ``stats.encoded`` and
+    ``stats.encode_seconds`` (time spent encoding, not waiting); returns the items that failed.
+    """
+    failed: list[Skipped] = []
+    tried: set[str] = set()
+    by_key = {it.key: it for it in todo}
+    pending = dict(by_key)
+    while pending:
+        res = st.claim({k: it.fingerprint for k, it in pending.items()})
+        try:
+            if res.mine:
+                t_enc = time.perf_counter()
+                bad = encode_items([by_key[k] for k in res.mine], enc, st, opts, config, progress=progress,
+                                   stats=stats)
+                stats.encode_seconds += time.perf_counter() - t_enc
+                stats.encoded += len(res.mine) - len(bad)
+                failed += bad
+                tried.update(res.mine)
+            if res.claim is not None:
+                res.claim.release()  # before waiting for anyone: no two writers wait for each other
+            res.wait()
+        finally:
+            res.release()
+        # left: what was missing and not tried here (others held it; they stored it or could not)
+        pending = {k: it for k, it in pending.items() if k in res.missing and k not in tried}
+    return failed
+
+
 def encode_items(items: Sequence[Item], enc: Encoder, st: EmbeddingStore, opts: SourceOptions,
-                 config: EmbedConfig | None = None, *, progress: bool | None = None) -> list[Skipped]:
+                 config: EmbedConfig | None = None, *, progress: bool | None = None,
+                 stats: EmbedStats | None = None) -> list[Skipped]:
     """Encode ``items`` and append them to ``st`` in chunks; return the items that failed to decode.
 
     ``config`` says where and how the model runs (device, backend, batch size, workers, threads).
+    ``stats.startup_seconds`` grows by the time before the loop (building the model),
+    ``stats.loop_seconds`` by the loop's, as the progress bar times it.
     """
+    t_start = time.perf_counter()
     import torch
 
     from .loader import DecodeDataset, collate_rows, fork_safe_opencv, worker_init
@@ -208,6 +256,9 @@ def encode_items(items: Sequence[Item], enc: Encoder, st: EmbeddingStore, opts: 
     vecs: list[np.ndarray] = []
     last_flush = time.perf_counter()
     with fork_safe_opencv(n_workers), progress_bar(len(items), f"embedding ({enc.name})", enabled=progress) as bar:
+        t_loop = t_done = time.perf_counter()  # the bar's clock starts here too
+        if stats is not None:
+            stats.startup_seconds += t_loop - t_start
         for batch in loader:
             for row, error in batch["failed"]:
                 failed.append(Skipped(row["path"], error, key=row["key"]))
@@ -218,9 +269,12 @@ def encode_items(items: Sequence[Item], enc: Encoder, st: EmbeddingStore, opts: 
                 vecs.append(runner(x))
                 rows.extend(batch["rows"])
             bar.advance(batch["n"])
+            t_done = time.perf_counter()
             if len(rows) >= CHUNK_ITEMS or (rows and time.perf_counter() - last_flush > CHUNK_SECONDS):
                 st.append(rows, np.concatenate(vecs))
                 rows, vecs, last_flush = [], [], time.perf_counter()
+    if stats is not None:
+        stats.loop_seconds += t_done - t_loop
     if rows:
         st.append(rows, np.concatenate(vecs))
     return failed

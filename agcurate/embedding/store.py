@@ -8,8 +8,11 @@ Layout under the store root (``~/.cache/agcurate`` unless ``--store``/``AGCURATE
     models/<encoder-slug>/skipped.csv  files the last run could not use, and why
 
 A part is written under a temporary name and renamed, so a killed run loses at most the chunk in
-flight. Rows are never edited in place: a re-encoded item gets a newer row, reads keep the newest,
-and ``compact`` rewrites the parts without stale rows.
+flight. Rows are never edited in place: a re-encoded item gets a newer row, reads keep the newest
+(one row per key, however many writers stored it), and ``compact`` rewrites the parts without stale
+rows, keeping each row's age. Concurrent writers claim what they encode (``claims.py``), so two
+runs on one store do not encode an item twice; compaction holds the folder's lock, and a read that
+meets a part another process just compacted away lists the parts again.
 """
 
 from __future__ import annotations
@@ -17,12 +20,14 @@ from __future__ import annotations
 import json
 import os
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import StoreError
+from .claims import ClaimResult, claim_missing, folder_lock
 
 ITEM_COLUMNS = {  # name -> pyarrow type name; signals are float32
     "key": "string", "path": "string", "kind": "string", "frame": "int32", "time_s": "float32",
@@ -84,8 +89,12 @@ class EmbeddingStore:
         fields += [pa.field("seq", pa.int64()), pa.field("vector", pa.binary(2 * self.dim))]
         return pa.schema(fields)
 
-    def append(self, rows: list[dict], vectors: np.ndarray) -> Path | None:
-        """Write one chunk of rows (dicts of item columns + signals) with their vectors."""
+    def append(self, rows: list[dict], vectors: np.ndarray, seq: list[int] | None = None) -> Path | None:
+        """Write one chunk of rows (dicts of item columns + signals) with their vectors.
+
+        ``seq`` orders rows of one key (newest wins); new rows get the current time in ns, and
+        ``compact`` passes the rows' own so that they keep their age.
+        """
         import pyarrow as pa
         import pyarrow.parquet as pq
 
@@ -102,7 +111,7 @@ class EmbeddingStore:
             cols[name] = [r.get(name, default) for r in rows]
         for name in signal_names:
             cols[name] = [float(r.get(name, np.nan)) for r in rows]
-        cols["seq"] = list(range(seq0, seq0 + len(rows)))
+        cols["seq"] = list(seq) if seq is not None else list(range(seq0, seq0 + len(rows)))
         cols["vector"] = _binary_vectors(vectors)
         table = pa.table(cols, schema=schema)
         self._seq += 1
@@ -118,14 +127,19 @@ class EmbeddingStore:
             return []
         return sorted(p for p in self.parts_dir.glob("part-*.parquet"))
 
-    def _read(self, columns: list[str] | None = None):
+    def _read(self, columns: list[str] | None = None, parts: list[Path] | None = None, _tries: int = 5):
+        """All rows of ``parts`` (default: every part) as one Arrow table, None when there is none."""
         import pyarrow as pa
         import pyarrow.parquet as pq
 
         tables = []
-        for part in self.parts():
+        for part in self.parts() if parts is None else parts:
             try:
                 table = pq.read_table(part, columns=_present(part, columns))
+            except FileNotFoundError:
+                if parts is None and _tries > 1:  # compacted into a new part meanwhile: list again
+                    return self._read(columns, None, _tries - 1)
+                continue
             except (OSError, pa.ArrowInvalid):
                 continue  # a damaged part only costs its rows: they are encoded again
             if "vector" in table.column_names and not pa.types.is_fixed_size_binary(table.schema.field("vector").type):
@@ -146,9 +160,12 @@ class EmbeddingStore:
 
     def load(self, keys: list[str] | None = None) -> StoredEmbeddings:
         """Newest row per key, in the order of ``keys`` when given (keys not stored are left out)."""
+        return self._load(keys)
+
+    def _load(self, keys: list[str] | None, parts: list[Path] | None = None) -> StoredEmbeddings:
         import pandas as pd
 
-        table = self._read()
+        table = self._read(None, parts)
         if table is None:
             return StoredEmbeddings(pd.DataFrame(columns=list(ITEM_COLUMNS)), np.zeros((0, self.dim), np.float32))
         key_col = table.column("key").to_pandas()
@@ -156,8 +173,8 @@ class EmbeddingStore:
         order = np.argsort(seq, kind="stable")
         newest = pd.Series(order, index=key_col.to_numpy()[order])
         newest = newest[~newest.index.duplicated(keep="last")]
-        if keys is not None:
-            newest = newest.reindex(keys).dropna().astype(np.int64)
+        if keys is not None:  # a key asked for twice is given once
+            newest = newest.reindex(list(dict.fromkeys(keys))).dropna().astype(np.int64)
         rows = newest.to_numpy()
         import pyarrow as pa
 
@@ -172,28 +189,41 @@ class EmbeddingStore:
     def compact(self, keep_keys: set[str] | None = None, force: bool = False) -> int:
         """Rewrite all parts into one without stale rows (and without keys outside ``keep_keys``).
 
-        Runs when there are many parts or ``force``; returns how many rows were dropped.
+        Runs when there are many parts or ``force``; returns how many rows were dropped. Holds the
+        folder's lock (one compaction at a time); parts another writer adds meanwhile are left as
+        they are, and the kept rows keep their ``seq``, so a newer row elsewhere still wins.
         """
         import pyarrow.parquet as pq
 
-        parts = self.parts()
-        if len(parts) < 2 or (not force and len(parts) < COMPACT_PARTS):
+        def due(parts) -> bool:
+            return len(parts) >= 2 and (force or len(parts) >= COMPACT_PARTS)
+
+        if not due(self.parts()):  # checked before locking too: a read-only store is read on
             return 0
-        total = sum(pq.read_metadata(p).num_rows for p in parts)
-        stored = self.load()
-        if keep_keys is not None:
-            mask = stored.items["key"].isin(keep_keys).to_numpy()
-            stored = StoredEmbeddings(stored.items[mask].reset_index(drop=True), stored.vectors[mask])
-        dropped = total - len(stored.items)
-        rows = stored.items.to_dict("records")
-        for r in rows:  # NaN signals stay NaN; pandas gives numpy scalars, pyarrow takes them
-            r.pop("seq", None)
-        self._seq = 0
-        new = self.append(rows, stored.vectors) if rows else None
-        for p in parts:
-            if p != new:
-                p.unlink(missing_ok=True)
-        return dropped
+        with folder_lock(self.dir):
+            parts = self.parts()
+            if not due(parts):
+                return 0
+            total = sum(pq.read_metadata(p).num_rows for p in parts)
+            stored = self._load(None, parts)
+            if keep_keys is not None:
+                mask = stored.items["key"].isin(keep_keys).to_numpy()
+                stored = StoredEmbeddings(stored.items[mask].reset_index(drop=True), stored.vectors[mask])
+            dropped = total - len(stored.items)
+            seq = stored.items["seq"].astype("int64").tolist() if "seq" in stored.items else None
+            rows = stored.items.drop(columns=["seq"], errors="ignore").to_dict("records")
+            # NaN signals stay NaN; pandas gives numpy scalars, pyarrow takes them
+            self._seq = 0
+            new = self.append(rows, stored.vectors, seq=seq) if rows else None
+            for p in parts:
+                if p != new:
+                    p.unlink(missing_ok=True)
+            return dropped
+
+    def claim(self, wanted: dict[str, str]) -> ClaimResult:
+        """Claim the items of ``wanted`` (key -> fingerprint) that are neither stored nor claimed by a
+        live writer; see ``claims.claim_missing``."""
+        return claim_missing(self.dir, wanted, self.index)
 
     # -- run records -----------------------------------------------------------------------------
     def write_skipped(self, skipped) -> Path:
@@ -202,7 +232,7 @@ class EmbeddingStore:
 
         self._ensure()
         out = self.dir / "skipped.csv"
-        tmp = out.with_name("skipped.csv.tmp")
+        tmp = _tmp_beside(out)
         with open(tmp, "w", newline="", encoding="utf-8") as fh:
             w = csv.writer(fh)
             w.writerow(["path", "reason"])
@@ -246,8 +276,13 @@ def _present(part: Path, columns: list[str] | None) -> list[str] | None:
     return [c for c in columns if c in names]
 
 
+def _tmp_beside(path: Path) -> Path:
+    """A temporary name beside ``path`` that no other process or thread uses at the same time."""
+    return path.with_name(f"{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
+
+
 def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = _tmp_beside(path)
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
 

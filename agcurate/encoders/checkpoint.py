@@ -5,10 +5,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ..errors import AgcurateError, WeightsUnavailableError
+from ..errors import WeightsUnavailableError
 from .base import Encoder, file_digest
 
 CHECKPOINT_FORMAT = "agcurate-encoder/1"
+TRAINING_FORMAT = "agcurate-pretrain/1"  # a training checkpoint (model + heads + optimizer), not an encoder
 
 
 def save_encoder(path: str | os.PathLike, backbone, *, arch: str, dim: int, input_size: int,
@@ -36,17 +37,58 @@ def save_encoder(path: str | os.PathLike, backbone, *, arch: str, dim: int, inpu
 
 def read_checkpoint(path: str | os.PathLike) -> dict:
     """Load and validate a checkpoint written by ``save_encoder``."""
+    payload = load_torch_file(path)
+    fmt = payload.get("format") if isinstance(payload, dict) else None
+    if fmt == CHECKPOINT_FORMAT:
+        return payload
+    if fmt == TRAINING_FORMAT:
+        raise WeightsUnavailableError(
+            f"{path} is a training checkpoint of `agcurate pretrain`, not an encoder: use the encoder it "
+            "wrote (--out, model.pt), or export one with agcurate.training.export_checkpoint")
+    raise WeightsUnavailableError(
+        f"{path} is a torch checkpoint but not an agcurate encoder (those are written by `agcurate pretrain`); "
+        "for weights of a timm or torchvision model use --model timm:NAME or torchvision:NAME with --weights FILE")
+
+
+def load_torch_file(path: str | os.PathLike):
+    """``torch.load`` (tensors only, on the CPU) with a one-line error that says what the file is instead.
+
+    torch's own errors for a file of another kind are cryptic (a text file gives ``KeyError: 101``).
+    """
     import torch
 
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError as exc:
         raise WeightsUnavailableError(f"no such checkpoint: {path}") from exc
+    except OSError as exc:
+        raise WeightsUnavailableError(f"cannot read checkpoint {path}: {exc.strerror or exc}") from exc
     except Exception as exc:  # noqa: BLE001 - torch raises many types for a bad file
-        raise WeightsUnavailableError(f"cannot read checkpoint {path}: {exc}") from exc
-    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
-        raise AgcurateError(f"{path} is not an agcurate encoder checkpoint (expected {CHECKPOINT_FORMAT})")
-    return payload
+        raise WeightsUnavailableError(f"{path} is not an agcurate or torch checkpoint ({_what_it_is(path, exc)})") \
+            from exc
+
+
+def _what_it_is(path, exc: Exception) -> str:
+    """A few words on a file ``torch.load`` refused, from its first bytes."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4096)
+    except OSError:
+        return "cannot be read"
+    if not head:
+        return "it is empty"
+    if head.startswith(b"PK\x03\x04"):
+        first = (str(exc).splitlines() or [""])[0].split(". ")[0]
+        return f"a zip archive torch cannot read: truncated? {first}".rstrip()
+    if head[:1] == b"\x80":
+        return "a pickle with objects other than tensors, or a damaged one; torch loads tensors only"
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError as err:  # a cut multi-byte character at the end is still text
+        text = head[:err.start].decode("utf-8") if err.start > len(head) - 4 else ""
+    if text and all(c.isprintable() or c in "\t\r\n" for c in text):
+        return "it is a text file"
+    return "torch.load cannot read it"
 
 
 def file_encoder(path: str, image_size: int | None = None) -> Encoder:

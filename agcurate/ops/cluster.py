@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -105,7 +106,7 @@ def umap_reduce(x: np.ndarray, dims: int, *, seed: int = DEFAULT_SEED, n_neighbo
 def cluster(vectors: np.ndarray, *, min_cluster_size: int | None = None, min_samples: int | None = None,
             reduction: str = "umap", dims: int = CLUSTER_DIMS, n_neighbors: int = 15,
             seed: int = DEFAULT_SEED, sample_limit: int = SAMPLE_LIMIT, with_map: bool = True,
-            assign_noise: bool = False):
+            assign_noise: bool = False, on_phase: Callable[[str], None] | None = None):
     """Cluster L2-normalised ``vectors`` and place them on a 2-D map.
 
     Returns a DataFrame, one row per vector in input order: ``cluster`` (-1 = noise, 0 = largest
@@ -114,8 +115,11 @@ def cluster(vectors: np.ndarray, *, min_cluster_size: int | None = None, min_sam
     ``rank`` (0 = the most representative member of its cluster) and the flag ``is_noise``.
     With ``assign_noise`` every noise item joins the cluster most of its nearest clustered
     neighbours belong to (probability scaled by that majority), so no item is left as -1.
-    ``df.attrs["params"]`` holds the :class:`ClusterParams` used.
+    ``df.attrs["params"]`` holds the :class:`ClusterParams` used. ``on_phase(name)`` is called as
+    each step starts (``reducing``, ``clustering``, ``map``, ``placing`` the items outside the
+    sample), so that a caller can show progress through the seconds UMAP and HDBSCAN take.
     """
+    phase = on_phase or (lambda name: None)
     if reduction not in REDUCTIONS:
         raise ValueError(f"reduction must be one of {REDUCTIONS}, not {reduction!r}")
     x = np.ascontiguousarray(vectors, dtype=np.float32)
@@ -128,6 +132,7 @@ def cluster(vectors: np.ndarray, *, min_cluster_size: int | None = None, min_sam
 
     if n < 3:  # nothing to reduce or cluster: every item is noise at the origin
         return _table(np.full(n, -1, np.int64), np.zeros(n), np.zeros((n, 2), np.float32), x, params)
+    phase("reducing")
     base = pca_reduce(x, PCA_DIMS, seed=seed, sample_limit=sample_limit)
     rows = _sample(n, sample_limit, seed)
     fit = base if rows is None else base[rows]
@@ -137,12 +142,15 @@ def cluster(vectors: np.ndarray, *, min_cluster_size: int | None = None, min_sam
     else:
         space = _pad(pca_reduce(x if rows is None else x[rows], dims, seed=seed), dims)
     # a cluster of mcs items among n has about mcs * len(fit) / n of them in the sample
+    phase("clustering")
     labels, prob = _hdbscan(space, max(2, round(mcs * len(fit) / n)), ms)
     if with_map:
+        phase("map")
         xy = umap_reduce(fit, 2, seed=seed, n_neighbors=n_neighbors, min_dist=0.1, sample_limit=len(fit))
     else:
         xy = np.zeros((len(fit), 2), np.float32)
     if rows is not None:
+        phase("placing")
         labels, prob, xy = _place_rest(base, rows, labels, prob, xy)
     if assign_noise and (labels >= 0).any() and (labels < 0).any():
         keep = np.flatnonzero(labels >= 0)

@@ -1,5 +1,5 @@
 """HTML outputs: Jinja2 templates with autoescaping, thumbnails, and pages that open offline."""
 
-from .html import file_href, format_time, human_bytes, render_page, thumbnails, write_csv
+from .html import count, file_href, format_time, human_bytes, render_page, thumbnails, write_csv
 
-__all__ = ["file_href", "format_time", "human_bytes", "render_page", "thumbnails", "write_csv"]
+__all__ = ["count", "file_href", "format_time", "human_bytes", "render_page", "thumbnails", "write_csv"]

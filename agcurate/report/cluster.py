@@ -3,6 +3,9 @@
 One ``report.html`` with Plotly's JavaScript inlined (opens offline from disk, no CDN, no server) plus
 the ``thumbs/`` folder. Item data travel as one JSON block; every name reaches the page as text
 (Jinja2 autoescaping, ``tojson``, ``textContent`` in the script), never as markup.
+
+The ``duplicates.csv`` and ``outliers.csv`` beside it are merged only when they belong to the same
+collection and encoder (:func:`side_files`); the page lists what it left out and why.
 """
 
 from __future__ import annotations
@@ -10,11 +13,13 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from ..items import items_from_frame
+from .outputs import mismatch, read_manifest
 
 GALLERY_TOP = 24          # images per cluster gallery rendered up front (the rest on request)
 NOISE_TOP = 48
@@ -40,27 +45,77 @@ def read_outliers(path: str | os.PathLike) -> "pd.DataFrame | None":  # noqa: F8
     return _read_csv(path, ("path", "score", "is_outlier", "rank"))
 
 
+@dataclass
+class SideFiles:
+    """The ``dedup`` / ``outliers`` tables a cluster report merges (None: absent or left out), and
+    the files it left out as ``(file name, why)``."""
+
+    duplicates: "pd.DataFrame | None" = None  # noqa: F821
+    outliers: "pd.DataFrame | None" = None  # noqa: F821
+    ignored: list[tuple[str, str]] = field(default_factory=list)
+
+
+SIDE_FILES = {"duplicates": ("duplicates.csv", read_duplicates), "outliers": ("outliers.csv", read_outliers)}
+
+
+def side_files(out_dir: str | os.PathLike, paths: Sequence[str], collection: dict | None = None) -> SideFiles:
+    """The side files of ``out_dir`` that belong to the report of ``paths`` (its items' paths).
+
+    With a record in ``outputs.json`` and a ``collection`` (``inputs``, ``encoder_id``, ``encoder``)
+    a file is merged when both name the same input paths and encoder. Without a record (a folder
+    written before outputs were recorded, or a CSV from elsewhere) it is merged only when every path
+    it lists is an item of this report: a CSV of another collection would show foreign items.
+    """
+    out_dir = Path(out_dir)
+    manifest = read_manifest(out_dir)
+    index_of = _path_index([str(p) for p in paths])
+    side = SideFiles()
+    for attr, (name, read) in SIDE_FILES.items():
+        df = read(out_dir / name)
+        if df is None:
+            continue
+        entry = manifest.get(name)
+        if entry is not None and collection is not None:
+            why = mismatch(entry, collection)
+        else:
+            listed = list(dict.fromkeys(str(p) for p in df["path"]))
+            missing = sum(not _lookup(index_of, p) for p in listed)
+            why = None if not missing else (
+                ("no record of the collection it was made for, and " if entry is None else "")
+                + f"{missing:,} of its {len(listed):,} paths are not in this collection")
+        if why is None:
+            setattr(side, attr, df)
+        else:
+            side.ignored.append((name, why))
+    return side
+
+
 def write_cluster_report(out_dir: str | os.PathLike, items, table, *, thumbs: Sequence[str | None] | None = None,
-                         duplicates=None, outliers=None, title: str = "agcurate cluster report",
+                         duplicates=None, outliers=None, side: SideFiles | None = None,
+                         collection: dict | None = None, title: str = "agcurate cluster report",
                          params: dict | None = None, thumb_size: int = 192) -> Path:
     """Write ``out_dir/report.html`` for the clustering ``table`` of ``items`` (an Embeddings.items frame).
 
     ``thumbs`` (paths relative to ``out_dir``) are made with :func:`agcurate.report.thumbnails` when not
-    given. ``duplicates`` / ``outliers`` default to the CSVs of ``dedup`` / ``outliers`` in ``out_dir``.
+    given. ``duplicates`` / ``outliers`` default to the CSVs of ``dedup`` / ``outliers`` in ``out_dir``
+    that belong to this ``collection`` (``side``: as :func:`side_files` found them); the page names the
+    files it left out.
     """
     from .html import render_page, thumbnails
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     n = len(table)
+    paths = items["path"].astype(str).tolist()
+    if side is None:
+        side = side_files(out_dir, paths, collection)
     if thumbs is None:
         thumbs = thumbnails(items_from_frame(items), out_dir, size=thumb_size)
     if duplicates is None:
-        duplicates = read_duplicates(out_dir / "duplicates.csv")
+        duplicates = side.duplicates
     if outliers is None:
-        outliers = read_outliers(out_dir / "outliers.csv")
+        outliers = side.outliers
 
-    paths = items["path"].astype(str).tolist()
     labels = table["cluster"].to_numpy(dtype=np.int64)
     rank = table["rank"].to_numpy(dtype=np.int64)
     prob = table["probability"].to_numpy(dtype=np.float64)
@@ -105,7 +160,7 @@ def write_cluster_report(out_dir: str | os.PathLike, items, table, *, thumbs: Se
     return render_page(out_dir / "report.html", "cluster.html.j2", title=title, data=data, stats=stats,
                        clusters=clusters, dup_groups=dup_groups, outliers=top_out,
                        n_dup_groups=_n_groups(duplicates), n_outliers=_n_outliers(outliers),
-                       params=params or {}, plotly_js=plotly_js())
+                       ignored=side.ignored, params=params or {}, plotly_js=plotly_js())
 
 
 # --- helpers --------------------------------------------------------------------------------------

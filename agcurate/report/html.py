@@ -20,7 +20,23 @@ def _env():
                       autoescape=select_autoescape(default=True, default_for_string=True))
     env.filters["pct"] = lambda v: f"{100 * float(v):.1f}%"
     env.filters["num"] = lambda v, nd=3: f"{float(v):.{nd}f}"
+    env.filters["count"] = count
     return env
+
+
+def count(n: int, noun: str, plural: str | None = None) -> str:
+    """``1 run``, ``2 runs``, ``1,500 queries``: a number with its noun in the right form (English
+    rules for regular nouns; pass ``plural`` for the others)."""
+    if n == 1:
+        return f"1 {noun}"
+    if plural is None:
+        if noun.endswith("y") and noun[-2:-1] not in ("a", "e", "i", "o", "u"):
+            plural = noun[:-1] + "ies"
+        elif noun.endswith(("s", "x", "z", "ch", "sh")):
+            plural = noun + "es"
+        else:
+            plural = noun + "s"
+    return f"{n:,} {plural}"
 
 
 def render_page(out: str | os.PathLike, template: str, **context) -> Path:

@@ -16,7 +16,7 @@ from ..errors import AgcurateError, NoUsableInputError
 from ..sources import Skipped, SourceOptions, discover
 from .augment import AugmentConfig
 
-CHECKPOINT_FORMAT = "agcurate-pretrain/1"
+CHECKPOINT_FORMAT = "agcurate-pretrain/1"  # encoders.checkpoint.TRAINING_FORMAT names it too
 LITE0_ARCH = "timm:tf_efficientnet_lite0"
 
 
@@ -55,10 +55,14 @@ class PretrainConfig:
 
 @dataclass
 class PretrainResult:
-    """What a run did: files written, per-epoch history and every step's loss."""
+    """What a run did: files written, per-epoch history and every step's loss.
+
+    ``checkpoint`` is the training checkpoint when it was kept (``keep_checkpoint``), else None:
+    a finished run removes it.
+    """
 
     out: Path
-    checkpoint: Path
+    checkpoint: Path | None
     epochs_done: int
     start_epoch: int
     history: list[dict]
@@ -154,12 +158,13 @@ def pretrain(paths: Iterable[str | Path] | None, out: str | Path = "model.pt",
              resume: bool = False, checkpoint: str | Path | None = None,
              source_options: SourceOptions | None = None, store: str | Path | None = None,
              progress: bool | None = None, log: Callable[[str], None] | None = None,
-             on_epoch_end: Callable[[dict], None] | None = None) -> PretrainResult:
+             on_epoch_end: Callable[[dict], None] | None = None, keep_checkpoint: bool = False) -> PretrainResult:
     """Train a backbone self-supervised on the items under ``paths`` and save it as ``out``.
 
     A checkpoint (model, heads, optimizer, epoch) is written after every epoch; with ``resume``
-    an interrupted run continues from it. ``out`` holds the backbone only, usable as ``file:out``.
-    ``agcurate.pretrain`` (the workflow) checks ``config`` before calling this.
+    an interrupted run continues from it. Once ``out`` is written the checkpoint (several times
+    the size of ``out``) is removed, unless ``keep_checkpoint``. ``out`` holds the backbone only,
+    usable as ``file:out``. ``agcurate.pretrain`` (the workflow) checks ``config`` before calling this.
     """
     import torch
 
@@ -296,8 +301,10 @@ def pretrain(paths: Iterable[str | Path] | None, out: str | Path = "model.pt",
                 on_epoch_end(rec)
 
     export_checkpoint(ckpt_path, out)
+    if not keep_checkpoint:  # only now: an interrupted run keeps it for --resume
+        ckpt_path.unlink(missing_ok=True)
     skipped += [Skipped(p, r) for p, r in failed_paths.items()]
-    return PretrainResult(out=out, checkpoint=ckpt_path, epochs_done=cfg.epochs, start_epoch=start_epoch,
+    return PretrainResult(out=out, checkpoint=ckpt_path if keep_checkpoint else None, epochs_done=cfg.epochs, start_epoch=start_epoch,
                           history=history, step_losses=step_losses, n_items=len(entries), skipped=skipped,
                           device=dev, config=cfg.to_dict(), seconds=time.perf_counter() - t0)
 
@@ -378,12 +385,9 @@ def save_training_checkpoint(path: Path, payload: dict) -> None:
 
 def load_training_checkpoint(path: Path) -> dict:
     """Read a checkpoint written by ``pretrain``; a foreign or broken file is a clear error."""
-    import torch
+    from ..encoders.checkpoint import load_torch_file
 
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - torch raises many types for a bad file
-        raise AgcurateError(f"cannot read training checkpoint {path}: {exc}") from exc
+    state = load_torch_file(path)
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise AgcurateError(f"{path} is not an agcurate pretraining checkpoint")
     return state

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ..embedding.config import EmbedConfig
 from ..errors import UsageError
 from ..ops.cluster import REDUCTIONS
-from .common import check_choice, check_range, embed_input
+from .common import check_choice, check_range, embed_input, output_record, record_outputs
 
 
 @dataclass
@@ -25,6 +25,7 @@ class ClusterResult:
     embeddings: object
     csv: Path | None = None
     report: Path | None = None
+    ignored: list[tuple[str, str]] = field(default_factory=list)  # side files the report left out, and why
 
     @property
     def params(self):
@@ -36,15 +37,19 @@ def cluster(paths: Iterable[str | os.PathLike] | None = None, *, min_cluster_siz
             min_samples: int | None = None, reduction: str = "umap", dims: int = 10, seed: int = 0,
             assign_noise: bool = False, report: bool = False, out: str | os.PathLike | None = None,
             config: EmbedConfig | None = None, progress: bool | None = None,
-            on_embedded: Callable | None = None, **options) -> ClusterResult:
+            on_embedded: Callable | None = None, on_phase: Callable[[str], None] | None = None,
+            **options) -> ClusterResult:
     """Cluster the items under ``paths`` (None: the last embedded collection) and lay them out on a map.
 
     HDBSCAN on a seeded ``reduction`` (umap or pca) to ``dims`` dimensions; ``assign_noise`` puts
     noise items into their nearest cluster. With ``out`` ``clusters.csv`` is written there, and
-    with ``report`` also ``report.html``. ``options``: ``EmbedConfig`` fields.
+    with ``report`` also ``report.html``. The steps after embedding (reducing, clustering, map,
+    report) show as a status line on a terminal (``progress``) and are passed to ``on_phase(name)``.
+    ``options``: ``EmbedConfig`` fields.
     """
     from ..ops.cluster import cluster as run_cluster
     from ..ops.cluster import clusters_csv, summary
+    from ..progress import phase_status
 
     check_choice("--reduction", reduction, REDUCTIONS)
     check_range("--dims", dims, 3)
@@ -54,23 +59,39 @@ def cluster(paths: Iterable[str | os.PathLike] | None = None, *, min_cluster_siz
         raise UsageError("report=True needs an out folder for report.html")
     cfg = EmbedConfig.make(config, **options)
     emb = embed_input(paths, cfg, progress=progress, on_embedded=on_embedded)
-    table = run_cluster(emb.vectors, min_cluster_size=min_cluster_size, min_samples=min_samples,
-                        reduction=reduction, dims=dims, seed=seed, assign_noise=assign_noise)
-    result = ClusterResult(table=clusters_csv(table, emb.items), clusters=table, summary=summary(table),
-                           embeddings=emb)
-    if out is not None:
-        write_outputs(result, Path(out), report=report)
+    steps = ["reducing", "clustering", "map"] + (["report"] if report else [])
+    with phase_status(steps, "cluster", enabled=progress) as status:
+        def phase(name: str) -> None:
+            status(name)
+            if on_phase is not None:
+                on_phase(name)
+
+        table = run_cluster(emb.vectors, min_cluster_size=min_cluster_size, min_samples=min_samples,
+                            reduction=reduction, dims=dims, seed=seed, assign_noise=assign_noise,
+                            on_phase=phase)
+        result = ClusterResult(table=clusters_csv(table, emb.items), clusters=table, summary=summary(table),
+                               embeddings=emb)
+        if out is not None:
+            if report:
+                phase("report")
+            write_outputs(result, Path(out), report=report)
     return result
 
 
 def write_outputs(result: ClusterResult, out: Path, report: bool = False) -> None:
-    """``clusters.csv`` (and with ``report`` the ``report.html`` map) under ``out``."""
+    """``clusters.csv`` (and with ``report`` the ``report.html`` map) under ``out``, recorded in
+    ``out/outputs.json``. The report merges the ``duplicates.csv`` / ``outliers.csv`` there only when
+    they were made from the same collection and encoder; ``result.ignored`` says which it left out."""
     from ..report import write_csv
 
+    emb = result.embeddings
+    record = output_record("cluster", emb)
     result.csv = write_csv(result.table, out / "clusters.csv")
     if report:
-        from ..report.cluster import write_cluster_report
+        from ..report.cluster import side_files, write_cluster_report
 
-        emb = result.embeddings
+        side = side_files(out, emb.paths, record)
+        result.ignored = side.ignored
         params = {"model": emb.encoder.name, **asdict(result.params)}
-        result.report = write_cluster_report(out, emb.items, result.clusters, params=params)
+        result.report = write_cluster_report(out, emb.items, result.clusters, side=side, params=params)
+    record_outputs(out, [result.csv, result.report], record)

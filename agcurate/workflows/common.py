@@ -42,3 +42,32 @@ def embed_input(paths, config, *, progress: bool | None = None, remember: bool =
     if on_embedded is not None:
         on_embedded(emb)
     return emb
+
+
+def output_record(command: str, emb, **extra) -> dict:
+    """What ``outputs.json`` says about files a command made from ``emb``: the collection (its resolved
+    input paths, item count and item options) and the encoder. The cluster report compares it with
+    its own to merge only side files of the same collection and encoder."""
+    from dataclasses import asdict
+
+    return {"command": command, "inputs": [str(p) for p in emb.inputs], "encoder": emb.encoder.name,
+            "encoder_id": emb.encoder.id, "items": len(emb),
+            "source_options": asdict(emb.source_options) if emb.source_options is not None else {}, **extra}
+
+
+def record_outputs(out: str | os.PathLike, written: Iterable[str | os.PathLike | None], record: dict) -> None:
+    """Record ``record`` in ``out/outputs.json`` for each written file (paths under ``out``; None skipped)."""
+    from ..report.outputs import record_outputs as record_in_manifest
+
+    out = Path(out)
+    names = []
+    for p in written:
+        if p is None:
+            continue
+        p = Path(p)
+        try:
+            names.append(p.relative_to(out).as_posix() + ("/" if p.is_dir() else ""))
+        except ValueError:
+            names.append(p.name)
+    if names:
+        record_in_manifest(out, names, record)

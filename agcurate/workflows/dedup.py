@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ..embedding.config import EmbedConfig
 from ..ops.dedup import DEFAULT_THRESHOLD, KEEP_POLICIES
-from .common import check_choice, check_range, embed_input
+from .common import check_choice, check_range, embed_input, output_record, record_outputs
 
 CSV_COLUMNS = ["group", "path", "keep", "score", "reason", "frame", "window", "width", "height", "bytes"]
 COSINE_THRESHOLD = 0.95  # the default --threshold with --no-verify (embedding cosine alone)
@@ -111,13 +111,14 @@ def dedup(paths: Iterable[str | os.PathLike] | None = None, *, threshold: float 
 
 
 def write_outputs(result: DedupResult, out: Path) -> None:
-    """``duplicates.csv`` and ``dedup.html`` under ``out``."""
+    """``duplicates.csv`` and ``dedup.html`` under ``out``, recorded in ``out/outputs.json``."""
     from ..report import write_csv
     from ..report.dedup import write_dedup_page
 
     result.csv = write_csv(result.table, out / "duplicates.csv")
     result.html = write_dedup_page(out / "dedup.html", result.table, result.items, result.summary,
                                    threshold=result.threshold, keep=result.keep)
+    record_outputs(out, [result.csv, result.html], output_record("dedup", result.embeddings))
 
 
 def removable_files(table) -> list[str]:

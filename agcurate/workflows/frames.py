@@ -17,7 +17,7 @@ import numpy as np
 from ..embedding.config import EmbedConfig
 from ..errors import NoUsableInputError, UsageError
 from ..ops.keyframes import DEFAULT_THRESHOLD
-from .common import check_range, embed_input
+from .common import check_range, embed_input, output_record, record_outputs
 
 CSV_NAME = "frames.csv"
 HTML_NAME = "frames.html"
@@ -100,7 +100,14 @@ def frames(paths: Iterable[str | os.PathLike] | None = None, *, threshold: float
         if cfg.fps is not None:
             opts = replace(opts, fps=cfg.fps)
     opts = replace(opts or SourceOptions(), skip_static=skip_static)
-    emb = embed_input(paths, cfg, progress=progress, on_embedded=on_embedded, source_options=opts)
+    from ..embedding.encode import NothingToEmbedError
+
+    try:
+        emb = embed_input(paths, cfg, progress=progress, on_embedded=on_embedded, source_options=opts)
+    except NothingToEmbedError as exc:
+        if exc.skipped:  # unreadable files: the message names them
+            raise
+        raise NoUsableInputError(exc.message("video")) from None  # no file at all: frames wants videos
     frames = emb.items["kind"].to_numpy() == "frame"
     if not frames.any():
         where = ", ".join(emb.inputs[:3]) + (" ..." if len(emb.inputs) > 3 else "")
@@ -221,7 +228,8 @@ def frames_table(result: FramesResult, jpegs: dict[str, Path]) -> "pd.DataFrame"
 
 
 def write_outputs(result: FramesResult, out: Path, emb) -> None:
-    """Write keyframe JPEGs, ``frames.csv`` and ``frames.html`` under ``out``."""
+    """Write keyframe JPEGs, ``frames.csv`` and ``frames.html`` under ``out``, recorded in
+    ``out/outputs.json``."""
     from ..report.frames import write_frames_html
     from ..report.html import write_csv
 
@@ -239,6 +247,7 @@ def write_outputs(result: FramesResult, out: Path, emb) -> None:
     result.table = frames_table(result, jpegs)
     result.csv = write_csv(result.table, out / CSV_NAME)
     result.html = write_frames_html(result, out / HTML_NAME)
+    record_outputs(out, [result.csv, result.html, out / JPEG_DIR], output_record("frames", emb))
 
 
 def _write_jpegs(items, target: Path) -> dict[str, Path | None]:

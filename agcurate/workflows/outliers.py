@@ -10,7 +10,7 @@ from pathlib import Path
 from ..embedding.config import EmbedConfig
 from ..errors import UsageError
 from ..ops.outliers import DEFAULT_THRESHOLD, METHODS
-from .common import check_choice, check_exists, check_range, embed_input
+from .common import check_choice, check_exists, check_range, embed_input, output_record, record_outputs
 
 
 @dataclass
@@ -88,7 +88,7 @@ def outliers(paths: Iterable[str | os.PathLike] | None = None, *, method: str = 
 
 
 def write_outputs(result: OutliersResult, out: Path) -> None:
-    """``outliers.csv`` and the ``outliers.html`` gallery under ``out``."""
+    """``outliers.csv`` and the ``outliers.html`` gallery under ``out``, recorded in ``out/outputs.json``."""
     from ..report import write_csv
     from ..report.outliers import write_outliers_report
 
@@ -100,3 +100,5 @@ def write_outputs(result: OutliersResult, out: Path) -> None:
                                         out / "outliers.html", method=result.method, rule=result.rule,
                                         model=emb.encoder.name, mode=result.mode, skipped=emb.skipped,
                                         base=base)
+    extra = {"reference": list(result.reference.inputs)} if result.reference is not None else {}
+    record_outputs(out, [result.csv, result.html], output_record("outliers", emb, **extra))

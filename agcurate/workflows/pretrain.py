@@ -47,13 +47,14 @@ def pretrain(paths: Iterable[str | os.PathLike] | None = None, out: str | os.Pat
              resume: bool = False, checkpoint: str | os.PathLike | None = None,
              store: str | os.PathLike | None = None, progress: bool | None = None,
              log: Callable[[str], None] | None = None, on_epoch_end: Callable[[dict], None] | None = None,
-             **options) -> PretrainResult:
+             keep_checkpoint: bool = False, **options) -> PretrainResult:
     """Train an encoder self-supervised (SimCLR or DINO) on the images under ``paths`` (None: the last
     embedded collection) and save the backbone as ``out`` (use it as ``--model file:OUT``).
 
     ``config`` is a ``PretrainConfig``; ``options`` are its fields (``epochs``, ``method``,
     ``batch_size``...) put on top. ``pairs``: a CSV of two paths per row used as positive pairs.
-    ``resume`` continues from ``checkpoint`` (default ``OUT.ckpt``).
+    ``resume`` continues from ``checkpoint`` (default ``OUT.ckpt``), written after every epoch and
+    removed when the run finishes unless ``keep_checkpoint``.
     """
     from ..training.train import pretrain as train
 
@@ -66,4 +67,4 @@ def pretrain(paths: Iterable[str | os.PathLike] | None = None, out: str | os.Pat
     check_exists("--pairs", [pairs] if pairs is not None else None)
     return train(None if paths is None else [Path(p) for p in paths], Path(out), cfg, pairs=pairs,
                  resume=resume, checkpoint=checkpoint, store=store, progress=progress, log=log,
-                 on_epoch_end=on_epoch_end)
+                 on_epoch_end=on_epoch_end, keep_checkpoint=keep_checkpoint)

@@ -11,7 +11,7 @@ import numpy as np
 
 from ..embedding.config import EmbedConfig
 from ..errors import UsageError
-from .common import check_range, embed_input
+from .common import check_range, embed_input, output_record, record_outputs
 
 
 @dataclass
@@ -102,6 +102,10 @@ def probe(paths: Iterable[str | Path] | None = None, *, labels: str | Path | Non
 
         result.csv = write_csv(result.summary, Path(out) / "probe.csv")
         result.runs_csv = write_csv(result.runs, Path(out) / "probe_runs.csv")
+        embs = [result.embeddings[m] for m in models]  # one collection, one entry per model compared
+        record = output_record("probe", embs[0], encoder=[e.encoder.name for e in embs],
+                               encoder_id=[e.encoder.id for e in embs], items=[len(e) for e in embs])
+        record_outputs(out, [result.csv, result.runs_csv], record)
     return result
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ..embedding.config import EmbedConfig
 from ..errors import UsageError
-from .common import check_exists, check_range, embed_input
+from .common import check_exists, check_range, embed_input, output_record, record_outputs
 
 CSV_COLUMNS = ["query", "rank", "path", "score", "frame", "window"]
 
@@ -59,10 +59,13 @@ def search(queries: Iterable[str | os.PathLike], collection: Iterable[str | os.P
 
 
 def write_outputs(result: SearchResult, out: Path) -> None:
-    """``matches.csv`` and ``search.html`` under ``out``."""
+    """``matches.csv`` and ``search.html`` under ``out``, recorded in ``out/outputs.json`` (the
+    collection searched, and the queries)."""
     from ..report import write_csv
     from ..report.search import write_search_page
 
     result.csv = write_csv(result.table, out / "matches.csv")
     result.html = write_search_page(out / "search.html", result.matches, result.queries.items,
                                     result.collection.items, k=result.k)
+    record_outputs(out, [result.csv, result.html],
+                   output_record("search", result.collection, queries=list(result.queries.inputs)))
