@@ -105,3 +105,34 @@ def test_discovery_recognises_content_not_extension(tmp_path):
     assert names == sorted(["upper.JPG", "png_named.jpg", "no_extension", "Tiff.TIF",
                             "<img src=x onerror=alert(1)>.png"])
     assert found.ignored == 1 and not found.skipped
+
+
+def test_symlink_loop_is_followed_once_and_reported(tmp_path):
+    """``sub/loop -> ..`` must not embed every file once per path through the loop."""
+    img = Image.new("RGB", (16, 16), (10, 120, 30))
+    (tmp_path / "a.png").write_bytes(_encode(img, "PNG"))
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "b.png").write_bytes(_encode(img, "PNG"))
+    (tmp_path / "sub" / "loop").symlink_to("..", target_is_directory=True)
+    (tmp_path / "sub" / "self").symlink_to("self")                    # a link that points at itself
+    (tmp_path / "alias").symlink_to("sub", target_is_directory=True)  # a second way into sub/: once
+    (tmp_path / "c.png").symlink_to("a.png")                          # a second name of a.png: once
+    found = discover([tmp_path])
+    assert sorted(it.path for it in found.items) == [str(tmp_path / "a.png"), str(tmp_path / "sub" / "b.png")]
+    reasons = {s.path: s.reason for s in found.skipped}
+    assert set(reasons) == {str(tmp_path / n) for n in ("sub/loop", "sub/self", "alias", "c.png")}
+    assert reasons[str(tmp_path / "sub" / "loop")].startswith("symbolic link loop")
+    assert reasons[str(tmp_path / "sub" / "self")].startswith("symbolic link loop")
+    assert reasons[str(tmp_path / "alias")] == f"same folder as {tmp_path / 'sub'} (symbolic link)"
+    assert reasons[str(tmp_path / "c.png")] == f"same file as {tmp_path / 'a.png'} (symbolic link)"
+
+
+def test_dangling_symlink_is_reported_with_its_target(tmp_path):
+    (tmp_path / "ok.png").write_bytes(_encode(Image.new("RGB", (16, 16), (1, 2, 3)), "PNG"))
+    (tmp_path / "gone.jpg").symlink_to(tmp_path / "deleted.jpg")
+    found = discover([tmp_path])
+    assert [it.path for it in found.items] == [str(tmp_path / "ok.png")]
+    assert [(s.path, s.reason) for s in found.skipped] == [
+        (str(tmp_path / "gone.jpg"), f"broken symbolic link -> {tmp_path / 'deleted.jpg'}")]
+    again = discover([tmp_path / "gone.jpg"])                         # named on the command line
+    assert [s.reason for s in again.skipped] == [f"broken symbolic link -> {tmp_path / 'deleted.jpg'}"]

@@ -195,3 +195,48 @@ def test_embed_cli_tiles_a_raster_and_caches_by_variant(tmp_path, store):
     assert again.stats.encoded == 3 and set(again.items["variant"]) == {"bands=4,3,2;stretch=0-3000"}
     res = runner.invoke(app, ["embed", str(tmp_path / "scene.tif"), "--stride", "8", "--store", str(store)])
     assert res.exit_code != 0 and "--stride needs --tile" in res.output
+
+
+def _photo_16bit() -> tuple[np.ndarray, np.ndarray]:
+    """A real photo at 8 bits and the same picture at 16 bits (full 0-65535 range, low byte noise)."""
+    import skimage.data
+
+    rgb8 = skimage.data.chelsea()[:120, :160]
+    noise = np.random.default_rng(0).integers(0, 257, rgb8.shape)
+    return rgb8, (rgb8.astype(np.uint16) * 257 + noise).astype(np.uint16)
+
+
+def test_16bit_rgb_photo_tiff_is_converted_like_its_8bit_copy(tmp_path):
+    """A 3-band uint16 TIFF without georeference that fills the 16-bit range is a photo: full range /257."""
+    import cv2
+    from PIL import Image
+
+    rgb8, rgb16 = _photo_16bit()
+    assert cv2.imwrite(str(tmp_path / "photo16.tif"), np.ascontiguousarray(rgb16[:, :, ::-1]))  # PHOTOMETRIC=RGB
+    Image.fromarray(rgb8).save(tmp_path / "photo8.png")
+    assert not RasterSource().claims(tmp_path / "photo16.tif", "tiff")
+    found = discover([tmp_path])
+    assert [it.kind for it in found.items] == ["image", "image"] and not found.skipped
+    dec16, dec8 = (_read([it])[0] for it in sorted(found.items, key=lambda it: it.path.endswith("png")))
+    np.testing.assert_array_equal(dec8.rgb, rgb8)
+    assert np.abs(dec16.rgb.astype(int) - rgb8).max() <= 1  # within one 8-bit level of the 8-bit copy
+
+
+def test_16bit_reflectance_keeps_the_fixed_stretch(tmp_path):
+    """Evidence of reflectance wins: georeference, a spectral band layout or values on the 0-10000 scale."""
+    _, rgb16 = _photo_16bit()
+    chw = rgb16.transpose(2, 0, 1).copy()
+    geo = _geotiff(tmp_path / "geo_rgb.tif", chw)                       # full-range values, but georeferenced
+    import tifffile
+
+    rgbn = tmp_path / "rgbn.tif"                                       # no georeference, but 4 plain bands
+    tifffile.imwrite(rgbn, np.concatenate([chw, chw[:1]]), photometric="minisblack", planarconfig="separate")
+    dark = tmp_path / "refl_rgb.tif"                                   # RGB photometric, values 0-3000
+    tifffile.imwrite(dark, rgb16 // 22, photometric="rgb")
+    for path in (geo, rgbn, dark):
+        assert RasterSource().claims(path, "tiff"), path.name
+        (item,) = discover([path]).items
+        assert item.kind == "raster" and item.variant.endswith("stretch=0-3000"), path.name
+    (dec,) = _read(discover([dark]).items)
+    np.testing.assert_array_equal(dec.rgb, stretch_to_uint8((rgb16 // 22).transpose(2, 0, 1).astype(np.float32),
+                                                            0, 3000))

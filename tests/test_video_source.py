@@ -12,8 +12,8 @@ from agcurate.cli import app
 from agcurate.errors import SourceError
 from agcurate.items import Item
 from agcurate.sources import SourceOptions, discover, read_group
-from agcurate.sources.video import VideoSource, sample_indices
-from videokit import pan, photo, write_video
+from agcurate.sources.video import VideoSource, sample_indices, sample_times
+from videokit import pan, photo, retime_mp4, timescale_mp4, write_video
 
 
 def level_video(path: Path, n: int = 25, fps: float = 10.0, fourcc: str = "MJPG") -> Path:
@@ -29,6 +29,46 @@ def test_sample_indices():
     assert sample_indices(26, 25.0, 3) == [0, 8, 17, 25]          # round(k * 25 / 3)
     assert sample_indices(0, 25.0, 2) == []
     assert sample_indices(100, 25.0, None) == [0, 13, 25, 38, 50, 63, 75, 88]  # default 2 fps
+
+
+def test_sampling_by_timestamps_equals_index_sampling_at_a_constant_rate():
+    for n in (0, 1, 7, 26, 100, 241):
+        for video_fps in (10.0, 24.0, 25.0, 29.97, 30.0, 59.94):
+            for fps in (None, 0, 0.5, 1, 2, 3, 7.5, 24, 100):
+                times = [i / video_fps for i in range(n)]
+                step = video_fps / (2.0 if fps is None else fps) if fps != 0 else 1
+                expected = (list(range(n)) if fps == 0 or (fps or 2.0) >= video_fps else
+                            sorted({int(k * step + 0.5) for k in range(n + 1) if int(k * step + 0.5) < n}))
+                assert sample_times(times, video_fps, fps) == expected, (n, video_fps, fps)
+
+
+def vfr_video(path: Path, n: int = 20) -> Path:
+    """``level_video`` whose first half plays at 20 fps and second half at 6.7 fps (frames of 0.05 s,
+    then 0.15 s), written with OpenCV and re-timed in its MP4 time-to-sample table."""
+    video = level_video(path, n=n, fps=10.0, fourcc="mp4v")
+    ticks = timescale_mp4(video)
+    return retime_mp4(video, [ticks // 20] * (n // 2) + [ticks * 3 // 20] * (n - n // 2))
+
+
+def test_variable_frame_rate_times_come_from_the_container(tmp_path):
+    video = vfr_video(tmp_path / "vfr.mp4")
+    every = VideoSource().items(video, SourceOptions(fps=0))
+    expected = [0.05 * i if i < 10 else 0.5 + 0.15 * (i - 10) for i in range(20)]
+    assert [it.time_s for it in every] == pytest.approx(expected, abs=1e-6)
+    assert every[12].time_s == pytest.approx(0.8)                 # index / nominal 10 fps would say 1.2
+    assert every[0].meta["duration_s"] == pytest.approx(2.0)
+    sampled = VideoSource().items(video, SourceOptions(fps=2))   # nearest to 0, 0.5, 1.0, 1.5 s
+    assert [it.frame for it in sampled] == [0, 10, 13, 17]
+    assert [it.time_s for it in sampled] == pytest.approx([0.0, 0.5, 0.95, 1.55])
+    for d in read_group(sampled):                                 # the decoded frame is the one timed
+        assert abs(float(d.rgb.mean()) - 8 * d.item.frame) < 3, d.item.frame
+
+
+def test_b_frame_timestamps_are_put_in_presentation_order(tmp_path):
+    """MPEG-2 with B-frames stores packets out of order (0, 0.3, 0.1, 0.2 s...): times still rise by frame."""
+    video = write_video(tmp_path / "bframes.mkv", pan(photo("coffee"), 20), fps=10.0, fourcc="mpg2")
+    items = VideoSource().items(video, SourceOptions(fps=0))
+    assert [it.time_s for it in items] == pytest.approx([i / 10 for i in range(20)], abs=1e-6)
 
 
 def test_items_are_sampled_frames_of_one_group(tmp_path):

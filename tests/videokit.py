@@ -89,3 +89,54 @@ def story(path: Path) -> tuple[Path, dict[str, range]]:
         frames += fr
         pos += len(fr)
     return write_video(path, frames), ranges
+
+
+STTS_PATH = (b"moov", b"trak", b"mdia", b"minf", b"stbl", b"stts")
+
+
+def retime_mp4(path: Path, durations: list[int]) -> Path:
+    """Make an MP4 variable-frame-rate in place: frame i lasts ``durations[i]`` ticks of the track's timescale.
+
+    Rewrites the time-to-sample table (``stts``) and the sizes of the boxes around it; the moov box must
+    come after the media data (as OpenCV writes it), so no chunk offset moves. Keep the sum of the
+    durations equal to the original to leave every other duration field valid.
+    """
+    import struct
+
+    data = bytearray(path.read_bytes())
+    chain: list[int] = []  # offsets of moov, trak, ..., stts
+    pos, end = 0, len(data)
+    for kind in STTS_PATH:
+        while pos + 8 <= end:
+            size, name = struct.unpack(">I4s", data[pos:pos + 8])
+            if name == kind:
+                chain.append(pos)
+                pos, end = pos + 8, pos + size
+                break
+            pos += size
+        else:
+            raise ValueError(f"{path}: no {kind.decode()} box")
+    stts = chain[-1]
+    old_size = struct.unpack(">I", data[stts:stts + 4])[0]
+    count = struct.unpack(">I", data[stts + 12:stts + 16])[0]  # size, "stts", version+flags, entry count
+    n_frames = sum(struct.unpack(">I", data[stts + 16 + 8 * k:stts + 20 + 8 * k])[0] for k in range(count))
+    assert len(durations) == n_frames, f"{path}: {n_frames} frames, {len(durations)} durations"
+    body = struct.pack(">4sII", b"stts", 0, len(durations)) + b"".join(struct.pack(">II", 1, d) for d in durations)
+    new = struct.pack(">I", 4 + len(body)) + body
+    grow = len(new) - old_size
+    assert data.find(b"mdat") < chain[0], "moov must follow mdat"
+    data[stts:stts + old_size] = new
+    for box in chain[:-1]:
+        size = struct.unpack(">I", data[box:box + 4])[0]
+        data[box:box + 4] = struct.pack(">I", size + grow)
+    path.write_bytes(bytes(data))
+    return path
+
+
+def timescale_mp4(path: Path) -> int:
+    """The video track's timescale (ticks per second) from its ``mdhd`` box (version 0)."""
+    import struct
+
+    data = path.read_bytes()
+    at = data.find(b"mdhd")
+    return struct.unpack(">I", data[at + 16:at + 20])[0]

@@ -83,6 +83,20 @@ def parse_stretch(text: str | None) -> tuple[float, float] | None:
     return lo, hi
 
 
+BELIEVED_PIXELS = 1 << 26  # a header claiming up to 67 Mpx is believed whatever the file's size
+MAX_PIXELS_PER_BYTE = 10_000  # beyond that, a file must hold a byte per this many pixels (deflate: ~3 px/byte)
+
+
+def implausible_size(width: int, height: int, file_size: int) -> str | None:
+    """Why a header's size cannot be true for a file this small (a damaged header or a decompression
+    bomb), or None. Checked before decoding, so nothing the size of the claim is ever allocated."""
+    pixels = int(width) * int(height)
+    if pixels > BELIEVED_PIXELS and pixels > MAX_PIXELS_PER_BYTE * max(int(file_size), 1):
+        return (f"image too large for its file: the header claims {width}x{height} pixels in "
+                f"{file_size:,} bytes (damaged header or decompression bomb)")
+    return None
+
+
 @dataclass
 class Decoded:
     """One decoded item: RGB uint8 pixels (H, W, 3) for the encoder, or the reason it failed.

@@ -12,11 +12,11 @@ import numpy as np
 
 from ..errors import SourceError
 from ..items import Item, file_fingerprint
-from .base import Decoded, Source, SourceOptions, all_failed
+from .base import Decoded, Source, SourceOptions, all_failed, implausible_size
 from .sniff import IMAGE_FORMATS
 from .tiling import nodata_reason, tile_windows
 
-MAX_PIXELS = 1_000_000_000  # refuse (and report) images above a gigapixel; use --tile for those
+MAX_PIXELS = 1_000_000_000  # refuse (and report) images above a gigapixel, by their header
 ALPHA_BACKGROUND = 255  # transparent pixels are shown over white, as a viewer shows them
 
 
@@ -76,16 +76,13 @@ def decode_image(data: bytes, min_side: int | None = None) -> tuple[np.ndarray, 
     With ``min_side`` a JPEG is decoded at a reduced DCT scale that stays at least that large,
     which makes large photos several times cheaper to read. EXIF orientation is applied.
     """
-    from PIL import Image, ImageOps
+    from PIL import ImageOps
 
-    Image.MAX_IMAGE_PIXELS = MAX_PIXELS
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            img = Image.open(io.BytesIO(data))
+            img = open_image(io.BytesIO(data), len(data))
             size = img.size
-            if img.width * img.height > MAX_PIXELS:
-                raise SourceError(f"image too large ({img.width}x{img.height}); use --tile")
             if min_side and img.format == "JPEG" and img.mode in ("RGB", "L", "CMYK"):
                 scale = min(img.width, img.height) / float(min_side)
                 if scale >= 2:
@@ -95,13 +92,31 @@ def decode_image(data: bytes, min_side: int | None = None) -> tuple[np.ndarray, 
             return _pil_to_rgb(img), size
     except SourceError:
         raise
-    except Image.DecompressionBombError as exc:
-        raise SourceError(f"image too large: {exc}") from exc
     except Exception as exc:  # noqa: BLE001 - Pillow raises many types; fall back to OpenCV
         arr = _decode_with_opencv(data)
         if arr is None:
             raise SourceError(f"cannot decode image: {exc}") from exc
         return to_rgb_uint8(arr), (arr.shape[1], arr.shape[0])
+
+
+def open_image(fp, file_size: int):
+    """Open an image with Pillow, which reads only its header; ``SourceError`` when the header claims
+    more than ``MAX_PIXELS`` pixels, or more than a file of ``file_size`` bytes can hold, so a
+    decompression bomb or a damaged header is refused before anything is allocated."""
+    from PIL import Image
+
+    Image.MAX_IMAGE_PIXELS = MAX_PIXELS  # Pillow's own guard at our limit (its default refuses 179 Mpx photos)
+    try:
+        img = Image.open(fp)
+    except Image.DecompressionBombError as exc:
+        raise SourceError(f"image too large: {exc}") from exc
+    problem = implausible_size(img.width, img.height, file_size)
+    if img.width * img.height > MAX_PIXELS:
+        problem = f"image too large ({img.width}x{img.height} pixels, more than {MAX_PIXELS:,})"
+    if problem:
+        img.close()
+        raise SourceError(problem)
+    return img
 
 
 def _pil_to_rgb(img) -> np.ndarray:
@@ -125,7 +140,10 @@ def _decode_with_opencv(data: bytes) -> np.ndarray | None:
     import cv2
 
     buf = np.frombuffer(data, dtype=np.uint8)
-    arr = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED | cv2.IMREAD_ANYDEPTH)
+    try:
+        arr = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED | cv2.IMREAD_ANYDEPTH)
+    except cv2.error:  # OpenCV refuses some damaged or oversized files by raising
+        return None
     if arr is None:
         return None
     if arr.ndim == 3 and arr.shape[2] >= 3:  # OpenCV gives BGR(A)
@@ -191,15 +209,14 @@ class ImageSource(Source):
 
 def image_size(path: Path) -> tuple[int, int]:
     """(width, height) of an image as shown, i.e. after its EXIF orientation, from the header only."""
-    from PIL import Image
-
-    Image.MAX_IMAGE_PIXELS = None
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            with Image.open(path) as img:
+            with open_image(path, Path(path).stat().st_size) as img:
                 w, h = img.size
                 orientation = img.getexif().get(0x0112, 1)
+    except SourceError:
+        raise
     except Exception as exc:  # noqa: BLE001 - Pillow raises many types
         raise SourceError(f"cannot read image header: {exc}") from exc
     return (h, w) if orientation in (5, 6, 7, 8) else (w, h)

@@ -11,6 +11,22 @@ cloud stays white and a dark field stays dark:
 
 Each item also gets spectral signals from its reflectance, taken as 0.3 x (value - LO) / (HI - LO),
 i.e. DN / 10000 for Sentinel-2 at the default stretch (see ``spectral_signals``).
+
+A TIFF is either a raster (this source) or a photo (the image source, which scales by the full range
+of the sample type: 8-bit as is, 16-bit / 257). It is a photo only when nothing says "reflectance":
+
+* no georeference: no CRS, no geotransform other than identity, no ground control points or RPCs;
+* a picture's layout: 1 band, 3 bands, or 4 with the 4th marked alpha (RGBN, 13-band stacks: raster);
+* no nodata value, and no band description other than a colour (``B04``, ``nir``: raster);
+* 8- or 16-bit unsigned samples (int16, 32-bit and float data: raster);
+* and for 16 bits, also: 3 bands declared as RGB colour (TIFF photometric RGB), at most
+  ``MAX_WINDOW_PIXELS`` pixels, and values that use the 16-bit range: the 99th percentile of a
+  subsample reaches ``PHOTO_16BIT_P99`` (16384, a quarter of the range). Reflectance x 10000 stays far
+  below it even for cloud and snow; a photo passes it unless nearly black.
+
+A raster larger than ``MAX_WINDOW_PIXELS`` is refused unless ``--tile`` cuts it into windows, and one
+whose header claims more pixels than its file can hold (``implausible_size``) is refused outright, so
+a header that claims a huge size never makes anything allocate it.
 """
 
 from __future__ import annotations
@@ -20,13 +36,14 @@ import re
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import SourceError
 from ..items import Item, file_fingerprint
-from .base import Decoded, Source, SourceOptions, all_failed, parse_stretch
+from .base import Decoded, Source, SourceOptions, all_failed, implausible_size, parse_stretch
 from .tiling import nodata_reason, tile_windows
 
 S2_ORDER_13 = ["B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B10", "B11", "B12"]
@@ -35,6 +52,10 @@ S2_ROLES = {"blue": "B02", "green": "B03", "red": "B04", "nir": "B08", "swir": "
 S2_TRUE_COLOUR = ["B04", "B03", "B02"]
 BAND_FILE = re.compile(r"^(?:(?P<prefix>.*)_)?(?P<band>B(?:\d{1,2}|8A))\.tiff?$", re.IGNORECASE)
 FIXED_STRETCH = {"uint8": (0.0, 255.0), "int": (0.0, 3000.0), "float": (0.0, 0.3)}
+PHOTO_16BIT_P99 = 16384  # 16-bit TIFF: 99th percentile at or above this (a quarter of the range) -> photo
+PHOTO_SAMPLE_SIDE = 256  # the value-range test reads a nearest-neighbour subsample this large
+MAX_WINDOW_PIXELS = 250_000_000  # largest raster read whole (float32 per band); beyond it, --tile reads windows
+COLOUR_NAMES = frozenset({"", "red", "green", "blue", "alpha", "gray", "grey"})
 
 
 def _norm_band(name: str) -> str:
@@ -188,6 +209,9 @@ def _open_tiff(path: Path) -> Stack:
                 ci = [c.name for c in ds.colorinterp]
                 if len(ci) == 3 and ci[0] == "gray" and all(c == "undefined" for c in ci[1:]):
                     ci = []  # GDAL's default for a plain 3-band file: no real colour information
+                problem = implausible_size(ds.width, ds.height, path.stat().st_size)
+                if problem:
+                    raise SourceError(problem)
                 st = Stack(path, names, ds.width, ds.height, ds.dtypes[0],
                            None if ds.nodata is None else float(ds.nodata), meta=_geo_meta(ds))
                 st.roles = _roles_for(names, ci)
@@ -212,7 +236,7 @@ def _npy_layout(shape: tuple[int, ...]) -> str:
 def _open_npy(path: Path) -> Stack:
     try:
         arr = np.load(path, mmap_mode="r", allow_pickle=False)
-    except (ValueError, OSError) as exc:
+    except Exception as exc:  # noqa: BLE001 - a damaged header raises ValueError, SyntaxError, TokenError...
         raise SourceError(f"cannot read array: {exc}") from exc
     if arr.dtype.kind not in "uifb":
         raise SourceError(f"unsupported array type {arr.dtype}")
@@ -352,6 +376,49 @@ def spectral_signals(refl: dict[str, np.ndarray], valid: np.ndarray, calibrated:
     return out
 
 
+def georeferenced(ds) -> bool:
+    """Whether an open rasterio dataset places its pixels on the ground (CRS, transform, GCPs or RPCs)."""
+    return (ds.crs is not None or not ds.transform.is_identity or bool(ds.gcps[0])
+            or getattr(ds, "rpcs", None) is not None)
+
+
+def tiff_is_photo(ds) -> bool:
+    """Whether an open TIFF is a photo rather than reflectance data (the rule in the module docstring)."""
+    ci = [c.name for c in ds.colorinterp]
+    dtype = ds.dtypes[0]
+    picture = ds.count in (1, 3) or (ds.count == 4 and ci[3] == "alpha")
+    if (dtype not in ("uint8", "uint16") or not picture or georeferenced(ds) or ds.nodata is not None
+            or any(_norm_band(d or "") not in COLOUR_NAMES for d in ds.descriptions)):
+        return False
+    if dtype == "uint8":
+        return True
+    if ((ds.count >= 3 and ci[:3] != ["red", "green", "blue"]) or ds.width * ds.height > MAX_WINDOW_PIXELS
+            or implausible_size(ds.width, ds.height, Path(ds.name).stat().st_size)):
+        return False  # not declared RGB, or too large (or implausibly large) to decode whole: windows instead
+    return _high_value(ds) >= PHOTO_16BIT_P99
+
+
+def _high_value(ds) -> float:
+    """99th percentile of the colour bands over a nearest-neighbour subsample (cheap on any size)."""
+    from rasterio.enums import Resampling
+
+    step = max(1, -(-max(ds.width, ds.height) // PHOTO_SAMPLE_SIDE))
+    bands = list(range(1, min(ds.count, 3) + 1))
+    shape = (len(bands), max(1, ds.height // step), max(1, ds.width // step))
+    return float(np.percentile(ds.read(bands, out_shape=shape, resampling=Resampling.nearest), 99))
+
+
+@lru_cache(maxsize=1024)
+def _tiff_is_photo(path: str, fingerprint: str) -> bool:
+    """``tiff_is_photo`` of a file, remembered per file version (discovery and decoding both ask)."""
+    import rasterio
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with rasterio.open(path) as ds:
+            return tiff_is_photo(ds)
+
+
 class RasterSource(Source):
     """GeoTIFF/TIFF rasters (any band count and depth), ``.npy`` arrays and band folders."""
 
@@ -359,21 +426,13 @@ class RasterSource(Source):
     formats = frozenset({"tiff", "npy"})
 
     def claims(self, path: Path, fmt: str | None) -> bool:
-        """``.npy`` always; a TIFF when it is georeferenced, not 8-bit, or not plain RGB/grey/RGBA."""
+        """``.npy`` always; a TIFF unless it is a photo (the rule in the module docstring)."""
         if fmt == "npy":
             return True
         if fmt != "tiff":
             return False
         try:
-            import rasterio
-
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                with rasterio.open(path) as ds:
-                    ci = [c.name for c in ds.colorinterp]
-                    photo = (ds.dtypes[0] == "uint8" and ds.crs is None
-                             and (ds.count in (1, 3) or (ds.count == 4 and ci[3] == "alpha")))
-                    return not photo
+            return not _tiff_is_photo(str(path), file_fingerprint(path))
         except Exception:  # noqa: BLE001 - rasterio missing or unreadable: the image source tries
             return False
 
@@ -382,6 +441,9 @@ class RasterSource(Source):
 
     def items(self, path: Path, opts: SourceOptions) -> list[Item]:
         st = open_stack(path)
+        if not opts.tile and st.width * st.height > MAX_WINDOW_PIXELS:
+            raise SourceError(f"raster too large to read whole ({st.width}x{st.height} pixels, more than "
+                              f"{MAX_WINDOW_PIXELS:,}); use --tile")
         _, _, variant = resolve_variant(st, opts)
         fp = folder_fingerprint(st.files) if st.files else file_fingerprint(path)
         base = {"bands": st.names, "dtype": st.dtype, "size": [st.width, st.height]}

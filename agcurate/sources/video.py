@@ -2,6 +2,10 @@
 
 Container metadata (frame count, duration) is not trusted: frames are counted by demuxing the
 packets (cheap, nothing is decoded), and a file that ends early only loses the frames it lacks.
+The same pass reads each packet's timestamp, so a frame's ``time_s`` is the container's presentation
+time (phones record variable frame rate), and ``--fps`` samples the frames nearest to 0, 1/fps, 2/fps...
+seconds. Packets come in decode order, so the timestamps are sorted into presentation order; where
+they are missing or repeat (e.g. MPEG program streams), times fall back to frame index / frame rate.
 """
 
 from __future__ import annotations
@@ -26,23 +30,48 @@ STATIC_SHARPER = 1.05  # ... unless the new sample is this much sharper (then it
 def sample_indices(n_frames: int, video_fps: float, fps: float | None) -> list[int]:
     """0-based frame indices to keep when sampling ``fps`` frames per second (0 or >= video rate: all).
 
-    Frame ``round(k * video_fps / fps)`` for k = 0, 1, ...: evenly spaced and deterministic.
+    For a constant frame rate: frame ``round(k * video_fps / fps)`` for k = 0, 1, ... (halves round up).
     """
-    if n_frames <= 0:
-        return []
+    return sample_times([i / video_fps for i in range(max(n_frames, 0))], video_fps, fps)
+
+
+def sample_times(times: Sequence[float], video_fps: float, fps: float | None) -> list[int]:
+    """0-based indices of the frames whose timestamps lie nearest to 0, 1/fps, 2/fps, ... seconds.
+
+    ``times`` are the frames' presentation times in seconds, increasing. A tie goes to the later
+    frame; a target past the last frame's half duration ends the list; a frame is listed once.
+    ``fps`` 0, or at least the video's rate, keeps every frame; ``None`` means ``DEFAULT_FPS``.
+    """
+    n = len(times)
     fps = DEFAULT_FPS if fps is None else float(fps)
     if fps <= 0 or fps >= video_fps:
-        return list(range(n_frames))
-    step = video_fps / fps
+        return list(range(n))
+    if n == 0:
+        return []
+    last_duration = times[-1] - times[-2] if n > 1 else 1.0 / video_fps
+    end = times[-1] + last_duration / 2
+    eps = 1e-9
     out: list[int] = []
+    j = 0
     k = 0
     while True:
-        i = int(k * step + 0.5)
-        if i >= n_frames:
+        target = k / fps
+        if target >= end - eps:
             return out
-        if not out or i != out[-1]:
-            out.append(i)
+        while j + 1 < n and times[j + 1] - target <= target - times[j] + eps:
+            j += 1
+        if not out or j != out[-1]:
+            out.append(j)
         k += 1
+
+
+def presentation_times(stamps_ms: Sequence[float], video_fps: float) -> list[float]:
+    """Seconds since the first frame for each frame in presentation order, from the packets' timestamps
+    (milliseconds, in decode order); index / ``video_fps`` when they are missing or not distinct."""
+    ordered = sorted(stamps_ms)
+    if len(ordered) > 1 and all(b - a > 1e-3 for a, b in zip(ordered, ordered[1:])):
+        return [(t - ordered[0]) / 1000.0 for t in ordered]
+    return [i / video_fps for i in range(len(stamps_ms))]
 
 
 def fourcc_name(value: float) -> str:
@@ -113,10 +142,15 @@ class VideoSource(Source):
 
     def probe(self, path: str) -> tuple[int, float, str]:
         """Frames actually present, frame rate and codec of a video; ``SourceError`` when unusable."""
+        n, video_fps, codec, _ = self.probe_times(path)
+        return n, video_fps, codec
+
+    def probe_times(self, path: str) -> tuple[int, float, str, list[float]]:
+        """``probe`` plus each frame's presentation time in seconds (see ``presentation_times``)."""
         with quiet_opencv():
             return self._probe(path)
 
-    def _probe(self, path: str) -> tuple[int, float, str]:
+    def _probe(self, path: str) -> tuple[int, float, str, list[float]]:
         import cv2
 
         cap = _open(path, raw=True)
@@ -128,11 +162,12 @@ class VideoSource(Source):
                 raise SourceError("cannot open video: corrupt or unsupported container")
             video_fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
             codec = fourcc_name(cap.get(cv2.CAP_PROP_FOURCC))
-            n = 0
+            stamps: list[float] = []
             while cap.grab():
-                n += 1
+                stamps.append(float(cap.get(cv2.CAP_PROP_POS_MSEC)))
         finally:
             cap.release()
+        n = len(stamps)
         if n == 0:
             raise SourceError("no video frames in the file (audio only, empty or truncated)")
         if not (0 < video_fps < 1000):
@@ -145,16 +180,18 @@ class VideoSource(Source):
         if not ok:
             raise SourceError(f"no decodable frame: codec {codec!r} is not supported by this OpenCV "
                               f"build, or the data is corrupt")
-        return n, video_fps, codec
+        return n, video_fps, codec, presentation_times(stamps, video_fps)
 
     def items(self, path: Path, opts: SourceOptions) -> list[Item]:
-        n, video_fps, codec = self.probe(str(path))
+        n, video_fps, codec, times = self.probe_times(str(path))
         fp = file_fingerprint(path)
-        meta = {"video_fps": round(video_fps, 6), "n_frames": n, "codec": codec}
-        frames = sample_indices(n, video_fps, opts.fps)
+        last = times[-1] - times[-2] if n > 1 else 1.0 / video_fps
+        meta = {"video_fps": round(video_fps, 6), "n_frames": n, "codec": codec,
+                "duration_s": round(times[-1] + last, 6)}
+        frames = sample_times(times, video_fps, opts.fps)
         if getattr(opts, "skip_static", False):
             frames = self.moving_samples(str(path), frames)
-        return [Item(path=str(path), kind="frame", frame=i, time_s=round(i / video_fps, 6), fingerprint=fp,
+        return [Item(path=str(path), kind="frame", frame=i, time_s=round(times[i], 6), fingerprint=fp,
                      meta=meta)
                 for i in frames]
 

@@ -127,8 +127,10 @@ def frames(paths: Iterable[str | os.PathLike] | None = None, *, threshold: float
         meta = _meta(sub)
         fps_v = float(meta.get("video_fps") or 0.0)
         n_frames = int(meta.get("n_frames") or (int(sub["frame"].max()) + 1))
-        videos.append(VideoKeyframes(path=path, table=table, video_fps=fps_v,
-                                     duration_s=n_frames / fps_v if fps_v > 0 else float(sub["time_s"].max())))
+        duration = float(meta.get("duration_s") or 0.0)  # the container's (right for variable frame rates)
+        if duration <= 0:
+            duration = n_frames / fps_v if fps_v > 0 else float(sub["time_s"].max())
+        videos.append(VideoKeyframes(path=path, table=table, video_fps=fps_v, duration_s=duration))
     result = FramesResult(videos=videos, embeddings=emb)
     if out is not None:
         write_outputs(result, Path(out), emb)
