@@ -30,10 +30,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-try:
-    import fcntl
-except ImportError:  # pragma: no cover - not POSIX
-    fcntl = None
+from ..system import exclusive_lock, fcntl  # fcntl: None where the platform has no flock
 
 LOCK_NAME = "writers.lock"
 CLAIMS_DIR = "claims"
@@ -41,17 +38,10 @@ CLAIMS_DIR = "claims"
 
 @contextmanager
 def folder_lock(folder: Path):
-    """Hold the folder's short exclusive lock (blocking); a no-op without ``fcntl``."""
-    if fcntl is None:
-        yield
-        return
+    """Hold the folder's short exclusive lock (``writers.lock``, blocking)."""
     folder.mkdir(parents=True, exist_ok=True)
-    fd = os.open(folder / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o666)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+    with exclusive_lock(folder / LOCK_NAME):
         yield
-    finally:
-        os.close(fd)  # closing drops the lock
 
 
 @dataclass

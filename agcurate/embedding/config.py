@@ -61,22 +61,14 @@ class EmbedConfig:
 
         An unknown option name is a usage error, so a typo does not silently do nothing.
         """
-        names = {f.name for f in fields(cls)}
-        unknown = sorted(set(options) - names)
-        if unknown:
-            raise UsageError(f"unknown embedding option(s) {', '.join(unknown)}; "
-                             f"accepted: {', '.join(sorted(names))}")
-        given = {k: v for k, v in options.items() if v is not None}
-        base = config if config is not None else cls()
-        return dataclasses.replace(base, **given) if given else base
+        return with_options(config if config is not None else cls(), "embedding", **options)
 
     # -- validation ----------------------------------------------------------------------------------
     def validate(self) -> None:
         """Raise ``UsageError`` naming the option and the accepted values when a setting is invalid."""
         if not self.model or not str(self.model).strip():
             raise UsageError("--model is empty; use lite0, lite0-ml, timm:NAME, torchvision:NAME or file:CHECKPOINT")
-        if self.device not in DEVICES and not re.fullmatch(r"cuda:\d+", self.device):
-            raise UsageError(f"--device {self.device!r} is not one of {', '.join(DEVICES)} (or cuda:N)")
+        check_device(self.device)
         if self.backend not in BACKENDS:
             raise UsageError(f"--backend {self.backend!r} is not one of {', '.join(BACKENDS)}")
         if self.backend == "onnx" and self.device.startswith("cuda"):
@@ -116,3 +108,20 @@ class EmbedConfig:
 
         return get_encoder(self.model, weights=str(self.weights) if self.weights else None,
                            image_size=self.image_size)
+
+
+def check_device(device: str) -> None:
+    """``UsageError`` unless ``device`` (normalised: stripped, lower case) is auto, cpu, cuda or cuda:N."""
+    if device not in DEVICES and not re.fullmatch(r"cuda:\d+", device):
+        raise UsageError(f"--device {device!r} is not one of {', '.join(DEVICES)} (or cuda:N)")
+
+
+def with_options(base, what: str, **options):
+    """The dataclass ``base`` with the keyword ``options`` that are not None put in (``replace``, so
+    its checks run again). An unknown name is a usage error, so a typo does not silently do nothing."""
+    names = {f.name for f in fields(base)}
+    unknown = sorted(set(options) - names)
+    if unknown:
+        raise UsageError(f"unknown {what} option(s) {', '.join(unknown)}; accepted: {', '.join(sorted(names))}")
+    given = {k: v for k, v in options.items() if v is not None}
+    return dataclasses.replace(base, **given) if given else base

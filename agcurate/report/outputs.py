@@ -20,8 +20,9 @@ import json
 import os
 import time
 from collections.abc import Iterable
-from contextlib import contextmanager
 from pathlib import Path
+
+from ..system import exclusive_lock
 
 MANIFEST = "outputs.json"
 VERSION = 1
@@ -34,7 +35,7 @@ def record_outputs(out_dir: str | os.PathLike, names: Iterable[str], entry: dict
     out_dir.mkdir(parents=True, exist_ok=True)
     entry = {**entry, "time": entry.get("time") or time.strftime("%Y-%m-%dT%H:%M:%S")}
     path = out_dir / MANIFEST
-    with _locked(out_dir):
+    with exclusive_lock(out_dir):
         files = read_manifest(out_dir)
         files.update({str(name): entry for name in names})
         tmp = path.with_name(f"{MANIFEST}.{os.getpid()}.tmp")
@@ -74,24 +75,3 @@ def mismatch(entry: dict, collection: dict) -> str | None:
 
 def _inputs(paths) -> set[str]:
     return {os.path.normpath(str(p)) for p in paths or ()}
-
-
-@contextmanager
-def _locked(folder: Path):
-    """An exclusive lock on ``folder`` (flock on its descriptor, released when the process dies);
-    no lock where the platform has none."""
-    try:
-        import fcntl
-    except ImportError:  # Windows: the rename alone keeps the file whole
-        yield
-        return
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        yield
-        return
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)  # closing releases the lock

@@ -7,7 +7,7 @@ import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from ..embedding.config import DEVICES
+from ..embedding.config import check_device, with_options
 from ..errors import UsageError
 from ..training.train import PretrainConfig, PretrainResult
 from .common import check_choice, check_exists, check_range
@@ -29,9 +29,7 @@ def check_config(cfg: PretrainConfig) -> None:
     check_range("--local-views", cfg.local_views, 0)
     check_range("--workers", cfg.workers, 0)
     check_range("--threads", cfg.threads, 1)
-    device = (cfg.device or "auto").lower()
-    if device not in DEVICES and not (device.startswith("cuda:") and device[5:].isdigit()):
-        raise UsageError(f"--device {cfg.device!r} is not one of {', '.join(DEVICES)} (or cuda:N)")
+    check_device((cfg.device or "auto").strip().lower())
     init = cfg.init
     if not (init in ("lite0", "scratch") or init.startswith("scratch:")):
         from ..encoders import get_encoder
@@ -58,11 +56,8 @@ def pretrain(paths: Iterable[str | os.PathLike] | None = None, out: str | os.Pat
     """
     from ..training.train import pretrain as train
 
-    names = {f.name for f in dataclasses.fields(PretrainConfig)}
-    unknown = sorted(set(options) - names)
-    if unknown:
-        raise UsageError(f"unknown pretraining option(s) {', '.join(unknown)}; accepted: {', '.join(sorted(names))}")
-    cfg = dataclasses.replace(config or PretrainConfig(), **{k: v for k, v in options.items() if v is not None})
+    # a copy: training fills in the device defaults (batch and image size) on its config
+    cfg = with_options(dataclasses.replace(config) if config else PretrainConfig(), "pretraining", **options)
     check_config(cfg)
     check_exists("--pairs", [pairs] if pairs is not None else None)
     return train(None if paths is None else [Path(p) for p in paths], Path(out), cfg, pairs=pairs,
