@@ -2,6 +2,7 @@
 
     python benchmarks/embed_throughput.py [--n 600] [--batch-size 32] [--workers N] [--variants]
     python benchmarks/embed_throughput.py --device cuda --batch-size 128 --n 4000   # on a GPU machine
+    python benchmarks/embed_throughput.py --engines --n 600   # local engine vs --engine ray (local Ray)
 
 Model-only: pre-decoded, pre-resized uint8 tensors through the same ModelRunner `embed` uses.
 End-to-end: `agcurate.embed` on the JPEG files into an empty store (decode in workers, model,
@@ -72,7 +73,8 @@ def model_only(files, size, batch_size, channels_last=True, threads=None, backen
     return len(files) / (time.perf_counter() - t)
 
 
-def end_to_end(files, batch_size, workers, backend="auto", cache=None, device="cpu") -> tuple[float, float]:
+def end_to_end(files, batch_size, workers, backend="auto", cache=None, device="cpu",
+               engine="local") -> tuple[float, float]:
     import agcurate
 
     if cache:
@@ -84,7 +86,7 @@ def end_to_end(files, batch_size, workers, backend="auto", cache=None, device="c
             (folder / f"{i:05d}_{f.name}").symlink_to(f)
         t = time.perf_counter()
         emb = agcurate.embed([folder], store=Path(tmp) / "store", batch_size=batch_size, workers=workers,
-                             progress=False, remember=False, backend=backend, device=device)
+                             progress=False, remember=False, backend=backend, device=device, engine=engine)
         wall = time.perf_counter() - t
         assert emb.stats.encoded == len(files), emb.skipped[:3]
         return len(files) / wall, emb.stats.rate
@@ -99,7 +101,10 @@ def main() -> None:
     ap.add_argument("--variants", action="store_true")
     ap.add_argument("--onnx-only", action="store_true", help="skip the torch rounds")
     ap.add_argument("--device", default="cpu", help="cpu (ONNX Runtime and torch) or cuda (torch only)")
+    ap.add_argument("--engines", action="store_true", help="compare the local engine with --engine ray")
     args = ap.parse_args()
+    if args.engines:
+        return engines_main(args)
     if args.device != "cpu":
         return gpu_main(args)
     files = real_jpegs(args.n)
@@ -139,6 +144,32 @@ def gpu_main(args) -> None:
     for name, v in (("model", model), ("e2e", e2e)):
         print(f"{name:6s} images/s: " + " ".join(f"{x:8.1f}" for x in v) + f"   median {np.median(v):8.1f}")
     print(f"ratio end-to-end / model-only ({args.device}): {np.median(e2e) / np.median(model):.3f}")
+
+
+def engines_main(args) -> None:
+    """End-to-end, local engine vs Ray Data on a local Ray with this machine's cores (interleaved);
+    the loop rate leaves out start-up (model build; for Ray also the actors' start)."""
+    import ray
+
+    files = real_jpegs(args.n)
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    t = time.perf_counter()
+    ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False, configure_logging=False)
+    print(f"{len(files)} real JPEGs, lite0 @224, batch {args.batch_size}, ray {ray.__version__} local "
+          f"({os.cpu_count()} CPUs, started in {time.perf_counter() - t:.1f} s), load average {os.getloadavg()[0]:.1f}")
+    cache = Path(tempfile.mkdtemp(prefix="agcurate-onnx-"))
+    model_only(files[:64], 224, args.batch_size, backend="onnx", cache=cache)  # export once, untimed
+    res = {"local": [], "ray": []}
+    for _ in range(args.repeats):
+        for engine in res:
+            res[engine].append(end_to_end(files, args.batch_size, args.workers, "onnx", cache, engine=engine))
+    for engine, v in res.items():
+        wall, loop = np.median([x[0] for x in v]), np.median([x[1] for x in v])
+        print(f"{engine:6s} images/s, whole call: " + " ".join(f"{x[0]:6.1f}" for x in v) + f"  median {wall:6.1f};"
+              f"  loop (after start-up): " + " ".join(f"{x[1]:6.1f}" for x in v) + f"  median {loop:6.1f}")
+    print(f"ray / local, loop: {np.median([x[1] for x in res['ray']]) / np.median([x[1] for x in res['local']]):.2f}"
+          f"   load average after {os.getloadavg()[0]:.1f}")
+    ray.shutdown()
 
 
 if __name__ == "__main__":

@@ -41,13 +41,13 @@ def score(kept_frames: list[int], shots) -> dict:
             "ok": len(covered) == len(distinct) and len(kept_frames) <= 1.1 * len(distinct) and repeat_kept == 0}
 
 
-def run_agcurate(video: Path, out: Path, store: Path, verify_layout: bool = True) -> list[int]:
+def run_agcurate(video: Path, out: Path, store: Path, verify_layout: bool = True, mode: str = "auto") -> list[int]:
     """Frames ``agcurate.frames`` keeps (default threshold; JPEG, CSV and HTML written to ``out``)."""
     import agcurate
     from agcurate.ops.keyframes import DEFAULT_THRESHOLD
 
     res = agcurate.frames([video], threshold=DEFAULT_THRESHOLD, out=out, store=store, progress=False,
-                          verify_layout=verify_layout)
+                          verify_layout=verify_layout, mode=mode)
     return sorted(res.videos[0].kept["frame"].tolist())
 
 
@@ -92,8 +92,10 @@ def main() -> None:
         t0 = time.perf_counter()
         methods = [("agcurate frames (defaults)", lambda: run_agcurate(video, work / f"out-{Path(still).stem}",
                                                                         work / "store"))]
-        methods.append(("agcurate, embeddings only (no layout)", lambda: run_agcurate(
-            video, work / "out-nolayout", work / "store", verify_layout=False)))
+        methods.append(("agcurate frames --mode shots", lambda: run_agcurate(
+            video, work / "out-shots", work / "store", mode="shots")))
+        methods.append(("agcurate --mode shots, no layout check", lambda: run_agcurate(
+            video, work / "out-nolayout", work / "store", verify_layout=False, mode="shots")))
         if scenedetect:
             methods.append(("PySceneDetect ContentDetector", lambda: run_scenedetect(video)))
         methods.append(("uniform, 1 frame / 3 s", lambda: uniform(n, 75)))

@@ -120,7 +120,7 @@ def test_exact_duplicates_need_no_vectors():
     res = find_duplicates(vecs, items, load=lambda i: pytest.fail("no pixels needed"))
     assert res["group"].tolist() == [0, 1, 0, 1]
     assert res["keep"].tolist() == [False, True, True, False]  # same pixels count: more bytes wins
-    assert res["reason"].tolist() == ["exact"] * 4 and res["score"].tolist() == [1.0] * 4
+    assert res["reason"].tolist() == ["exact", "kept", "kept", "exact"] and res["score"].tolist() == [1.0] * 4
     table = duplicates_table(items, res)
     assert table["path"].tolist() == ["c", "a", "b", "d"] and table["keep"].tolist() == [True, False, True, False]
 
@@ -173,10 +173,17 @@ def test_planted_groups_are_exact(planted):
     ]))
     df = pd.read_csv(planted["out"] / "duplicates.csv", keep_default_na=False)
     by_name = {Path(p).name: r for p, r in zip(df["path"], df.itertuples())}
-    assert by_name["river_lossless.png"].reason == "exact" and by_name["river_lossless.png"].score == 1.0
+    assert {by_name["river.jpg"].reason, by_name["river_lossless.png"].reason} == {"kept", "exact"}
+    assert by_name["river.jpg"].score == by_name["river_lossless.png"].score == 1.0
     assert by_name["field_x2.png"].keep  # largest picture; the two byte-equal copies score alike against it
-    assert by_name[ODD].score == by_name["field.jpg"].score and by_name[ODD].reason == "near"
-    assert by_name["leaf_crop.jpg"].reason == "near" and 0.85 <= by_name["leaf_crop.jpg"].score < 1.0
+    assert by_name[ODD].score == by_name["field.jpg"].score and by_name[ODD].reason == by_name["field.jpg"].reason
+    assert by_name["field.jpg"].reason == "resized"  # the kept file is the 128 px enlargement
+    assert by_name["field_bright.jpg"].reason == "resized+colour"
+    kept_leaf = next(n for n in ("leaf.jpg", "leaf_rot90.jpg", "leaf_rot180.png") if by_name[n].keep)
+    assert kept_leaf == "leaf_rot180.png" and by_name[kept_leaf].reason == "kept"  # most bytes (PNG)
+    assert by_name["leaf_crop.jpg"].reason == "rotated+cropped" and 0.85 <= by_name["leaf_crop.jpg"].score < 1.0
+    assert by_name["leaf_q60.jpg"].reason == by_name["leaf.jpg"].reason == "rotated"  # turned 180 from the kept
+    assert all("rotated" in by_name[n].reason for n in ("leaf_rot90.jpg", "leaf_rot180.png") if n != kept_leaf)
     assert "could be removed │ 8" in " ".join(planted["output"].split())
 
 
@@ -195,6 +202,18 @@ def test_dedup_page_in_browser(planted, page, artifacts):
     assert page.locator("header .sub").inner_text().startswith("17 items · 3 groups · 8 removable")
     assert ODD in page.locator("body").inner_text()  # shown as text ...
     assert page.locator("img[src=x]").count() == 0 and not dialogs  # ... never as markup
+    # every copy beside its kept file, with the kind of change; the table sorts by score
+    rows = page.locator("table#pairs tbody tr")
+    assert rows.count() == 8
+    reasons = set(page.locator("table#pairs td .tag.reason").all_inner_texts())
+    assert {"rotated+cropped", "rotated", "resized", "resized+colour", "exact"} <= reasons
+    page.locator("table#pairs th[data-key=score]").click()
+    scores = [float(t) for t in page.locator("table#pairs td.score").all_inner_texts()]
+    assert scores == sorted(scores) and scores[0] < scores[-1]
+    page.locator("table#pairs th[data-key=score]").click()
+    scores = [float(t) for t in page.locator("table#pairs td.score").all_inner_texts()]
+    assert scores == sorted(scores, reverse=True)
+    assert page.locator("table#pairs th[data-key=score]").get_attribute("aria-sort") == "descending"
     assert page.agcurate_errors == []
     page.screenshot(path=str(artifacts / "dedup.png"), full_page=True)
 

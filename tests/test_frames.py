@@ -106,8 +106,11 @@ def test_keyframes_of_a_spliced_video(story_video, warm_store, tmp_path):
     assert per_shot == {"A": 1, "B": 1, "hold": 1, "C": 1, "A2": 0, "D": 1}
     assert shots["hold"][SHARP_AT] in kept                         # the sharp frame of the blurred hold
     assert v.table.loc[v.table["frame"].isin(shots["A2"]), "is_repeat"].all()
-    csv = pd.read_csv(tmp_path / "out" / "frames.csv")
-    assert list(csv.columns[:4]) == ["frame", "time_s", "path", "score"]
+    csv = pd.read_csv(tmp_path / "out" / "frames.csv", keep_default_na=False)
+    assert list(csv.columns) == ["frame", "time_s", "path", "score", "video", "segment", "segment_start_s",
+                                 "segment_end_s", "sharpness", "reason", "overlap", "camera"]
+    assert csv["reason"].tolist() == ["new shot"] * 5              # five shots, each seen once
+    assert csv["camera"].tolist() == ["moving", "moving", "static", "moving", "moving"]
     assert csv["frame"].tolist() == kept
     assert np.allclose(csv["time_s"], csv["frame"] / 10.0)
     for p in csv["path"]:
@@ -142,6 +145,7 @@ def test_cli_frames_twice_same_csv_and_contact_sheet(story_video, warm_store, tm
     caption = page.locator("figure.keyframe figcaption").nth(2).inner_text()
     assert "00:02.40" in caption and "frame 24" in caption          # the hold's sharp frame at 2.4 s
     assert page.locator(".timeline span.repeat").count() == 1
+    assert page.locator("figure.keyframe .reason").first.inner_text() == "new shot"
     page.screenshot(path=str(artifacts / "frames-contact-sheet.png"), full_page=True)
 
 
@@ -207,6 +211,11 @@ def test_example_video_of_the_readme(tmp_path, store):
     res = frames([video], out=tmp_path / "out", store=store, workers=0)
     kept = res.videos[0].kept["frame"].tolist()
     shots = [range(0, 75), range(75, 150), range(150, 225), range(225, 300), range(300, 350)]
+    # the bottles shot is a fixed camera where a hand takes the left bottle away (about 95-125): a new object
+    assert [sum(f in s for f in kept) for s in shots] == [1, 2, 1, 0, 1]
+    assert 90 <= kept[2] <= 125
+    res = frames([video], out=tmp_path / "shots", store=store, workers=0, mode="shots")
+    kept = res.videos[0].kept["frame"].tolist()
     assert [sum(f in s for f in kept) for s in shots] == [1, 1, 1, 0, 1]
 
 
@@ -217,3 +226,36 @@ def test_cli_frames_without_paths_uses_the_last_embedded_collection(story_video,
     r = CliRunner().invoke(app, ["frames", "--store", str(warm_store), "--out", str(tmp_path / "o")])
     assert r.exit_code == 0, r.output
     assert "5 keyframes from 28 sampled frames (0 newly encoded" in r.output
+
+
+def test_modes_on_a_pan_with_a_fixed_start(tmp_path, store):
+    """A fixed view with someone passing through, then a pan over a large photo: auto keeps the view, the
+    visitor and a frame each time the pan moved on; shots keeps one per run of similar embeddings."""
+    from agcurate.workflows.frames import frames
+    from videokit import window_pan
+
+    img = photo("astronaut")
+    still = window_pan(img, [(0, 180)] * 30, size=(160, 90), window=(240, 135))
+    visitor = photo("coffee")[100:300:5, 200:400:5]
+    for k in range(10, 20):
+        still[k] = still[k].copy()
+        still[k][30:70, 60:100] = visitor
+    moving = window_pan(img, [(x, 180) for x in range(0, 272, 4)], size=(160, 90), window=(240, 135))
+    video = write_video(tmp_path / "pan.mp4", still + moving)
+    common = dict(store=store, workers=0, fps=5, progress=False)
+    auto = frames([video], out=tmp_path / "auto", **common)
+    csv = pd.read_csv(tmp_path / "auto" / "frames.csv")
+    assert csv["reason"].tolist()[:2] == ["new shot", "new object"]
+    assert 10 <= csv["frame"].tolist()[1] < 20                    # the visitor
+    assert "moved on" in csv["reason"].tolist()
+    assert (csv.loc[csv["reason"] == "moved on", "overlap"] <= 0.8).all()
+    shots = frames([video], out=tmp_path / "shots", mode="shots", **common)
+    assert shots.n_kept < auto.n_kept
+    assert set(pd.read_csv(tmp_path / "shots" / "frames.csv")["reason"]) == {"new shot"}
+
+
+def test_cli_rejects_a_bad_mode_or_overlap_before_reading(tmp_path, store):
+    for args, msg in ((["--mode", "fast"], "--mode"), (["--overlap", "1.5"], "--overlap")):
+        r = CliRunner().invoke(app, ["frames", str(tmp_path / "missing.mp4"), *args, "--store", str(store)])
+        assert r.exit_code == 2, r.output
+        assert msg in r.output

@@ -48,25 +48,55 @@ def test_planted_group_of_lookalikes_ranks_first():
     assert default_k(108) == 32
     assert _ranked_paths(res, 8) == {f"/data/img_{i:03d}.png" for i in range(100, 108)}
     assert res["is_outlier"].head(8).all() and res["is_outlier"].sum() <= 10
-    assert res["score"][7] > 2 * res["score"][8]  # a clear gap after the planted group
+    assert res["is_novel"].head(8).all() and (res["issues"].head(8) == "unusual content").all()
+    assert res["score"][7] > res["score"][8] + 3  # a clear gap after the planted group
     assert res["rank"].tolist() == list(range(1, 109))
-    assert list(res.columns[:5]) == ["path", "score", "is_outlier", "rank", "window"]
+    assert list(res.columns[:6]) == ["path", "score", "is_outlier", "rank", "window", "issues"]
     five_nn = score_outliers(vec, items, method="knn", k=5)
     assert not _ranked_paths(five_nn, 8) & {f"/data/img_{i:03d}.png" for i in range(100, 108)}
 
 
-def test_bright_signal_and_contamination():
+def test_cloud_signal_flags_cloud_and_contamination():
     rng = np.random.default_rng(1)
     vec = _cluster(rng, rng.normal(size=16), 60)
-    bright = np.clip(rng.normal(0.35, 0.04, 60), 0, 1)
-    bright[[3, 17, 42]] = [0.97, 0.95, 0.99]  # three white (clouded) pictures, embeddings ordinary
-    res = score_outliers(vec, _items(60, brightness=bright, saturation=0.3, sharpness=100.0, nodata=0.0))
+    white = np.clip(rng.normal(0.02, 0.01, 60), 0, 1)
+    white[[3, 17, 42]] = [0.97, 0.95, 0.99]  # three white (clouded) pictures, embeddings ordinary
+    res = score_outliers(vec, _items(60, brightness=0.4, white_share=white, contrast=0.2, blur=0.2, clipped=0.0))
     assert set(res["path"].head(3)) == {"/data/img_042.png", "/data/img_003.png", "/data/img_017.png"}
-    assert res["brightness_z"].head(3).min() > 10 and res["score"][2] > 2 * res["score"][3]
-    top = score_outliers(vec, _items(60, brightness=bright), contamination=0.1)
+    assert res["is_cloud"].sum() == 3 and res["is_cloud"].head(3).all()
+    assert all(i.startswith("cloud") for i in res["issues"].head(3))
+    assert res["cloud_score"].head(3).min() > 0.98 and res["cloud_score"][3:].max() < 0.2
+    top = score_outliers(vec, _items(60, white_share=white), contamination=0.1)
     assert top["is_outlier"].sum() == 6 and top["is_outlier"].head(6).all()
-    only = score_outliers(vec, _items(60, brightness=bright), method="signals", threshold=5)
-    assert only["is_outlier"].sum() == 3
+    only = score_outliers(vec, _items(60, white_share=white), method="signals")
+    assert only["is_outlier"].sum() == 3 and "novelty_score" not in only.columns
+
+
+def test_fusion_keeps_weak_evidence_and_orders_every_item():
+    """No clipping: a faintly hazy item ranks above clean ones; only identical items tie."""
+    from agcurate.ops.outliers import damp, fuse_logits
+
+    rng = np.random.default_rng(6)
+    vec = _cluster(rng, rng.normal(size=16), 80)
+    vec[79] = vec[78]  # an exact duplicate pair
+    haze = np.linspace(0.20, 0.30, 80)
+    haze[79] = haze[78]
+    haze[5] = 0.40  # weak haze evidence, far below the flag threshold
+    res = score_outliers(vec, _items(80, dark_channel=haze, brightness=0.4), method="signals")
+    assert not res["is_haze"].any() and res["haze_score"].max() < 0.5
+    scores = res.set_index("path")["score"]
+    clean = scores.drop(["/data/img_005.png"])
+    assert scores["/data/img_005.png"] > clean.max()  # weak evidence still ranks above clean items
+    assert res["path"][1:4].tolist() == ["/data/img_078.png", "/data/img_079.png", "/data/img_077.png"]
+    assert res["score"].nunique() == 79  # every item strictly ordered but the duplicate pair
+    full = score_outliers(vec, _items(80, dark_channel=haze, brightness=0.4))
+    assert full["score"].nunique() == 79 and not (full["score"] == 0).any()
+    assert scores["/data/img_078.png"] == scores["/data/img_079.png"]
+    # the fusion never saturates and is increasing in every input; NaN (not measurable) is skipped
+    f = fuse_logits([np.array([-40.0, -39.0, 0.0, 40.0, 41.0, np.nan]), np.array([-50.0, -50, -50, 0, 0, np.nan])], 6)
+    assert np.all(np.diff(f[:5]) > 0) and f[2] == pytest.approx(0.0, abs=1e-4) and f[5] == -np.inf
+    assert fuse_logits([np.array([1.0])], 1)[0] == pytest.approx(damp(np.array(1.0)))  # one input: itself, damped
+    assert damp(np.array(0.5)) == pytest.approx(0.5, abs=0.01) and damp(np.array(100.0)) < 20
 
 
 def test_reference_novelty_mode_scores_against_clean_collection():
@@ -87,8 +117,8 @@ def test_bigearthnet_snowy_patch_is_the_top_outlier(shared_data, store):
     emb = agcurate.embed([shared_data("bigearthnet-s2-example")], store=store, workers=0, progress=False)
     res = score_outliers(emb.vectors, emb.items)
     assert res.loc[0, "path"].endswith("S2B_MSIL2A_20180204T94161_57_38")
-    assert res.loc[0, "is_outlier"] and res["is_outlier"].sum() == 1
-    assert res.loc[0, "sig_snow"] > 0.9 and res.loc[0, "sig_snow_z"] > 4
+    assert res.loc[0, "is_outlier"] and res.loc[0, "is_snow"] and res["is_snow"].sum() == 1
+    assert res.loc[0, "basis"] == "spectral" and res.loc[0, "sig_snow"] > 0.9 and res.loc[0, "snow_score"] > 0.8 and "snow / ice" in res.loc[0, "issues"]
 
 
 def _green_and_clouds(folder, seed=0, clouds=3):
@@ -115,10 +145,12 @@ def test_outliers_cli_csv_and_gallery(tmp_path, store, page, artifacts):
         rows = list(csv.DictReader(fh))
     header = list(rows[0])
     assert header[:4] == ["path", "score", "is_outlier", "rank"] and "window" not in header
-    assert {"knn_z", "lof_z", "brightness_z", "brightness", "sharpness"} <= set(header)
+    assert {"issues", "cloud_score", "is_cloud", "novelty_score", "is_novel", "knn_z", "brightness",
+            "white_share"} <= set(header)
+    assert all("cloud" in r["issues"] for r in rows[:3]) and rows[0]["basis"] == "rgb heuristic"
     assert {r["path"].split("/")[-1] for r in rows[:3]} == {"cloud_0.png", "cloud_1.png", "cloud_2.png"}
     assert [r["is_outlier"] for r in rows[:3]] == ["True", "True", "True"]
-    assert float(rows[3]["score"]) < float(rows[2]["score"]) / 5  # the fields are far behind
+    assert float(rows[3]["score"]) < float(rows[2]["score"]) - 5  # the fields are far behind
     n_flagged = sum(r["is_outlier"] == "True" for r in rows)
     assert n_flagged <= 5
     assert [int(r["rank"]) for r in rows] == list(range(1, 28))
@@ -132,8 +164,14 @@ def test_outliers_cli_csv_and_gallery(tmp_path, store, page, artifacts):
     loaded = page.evaluate("Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)")
     assert loaded
     first = figs.first.inner_text()
-    assert "#1 · score" in first and "cloud_" in first and "outlier" in first
+    assert "#1 · score" in first and "cloud_" in first and "outlier" in first and "cloud" in first
     page.screenshot(path=str(artifacts / "outliers.png"), full_page=True)
+    # the page filters by issue, in words
+    page.locator("#filters button", has_text="cloud (").click()
+    visible = page.locator("#gallery figure:not(.hidden)")
+    assert visible.count() == 3 and all("cloud_" in t for t in visible.all_inner_texts())
+    page.locator("#filters button", has_text="all (").click()
+    assert page.locator("#gallery figure:not(.hidden)").count() == 27
 
 
 def test_outliers_cli_reference_and_tiles(tmp_path, store):
@@ -202,3 +240,25 @@ def test_large_collection_uses_sampled_neighbours_and_still_finds_the_group():
     assert len(top & planted) >= 0.95 * n_out
     again = score_outliers(vec, _items(n))
     assert again["score"].tolist() == res["score"].tolist()  # deterministic
+
+
+@pytest.mark.slow
+def test_rows_from_an_older_store_get_their_quality_measured(tmp_path, store):
+    """Store rows written before the quality signals existed: measured again from the files."""
+    import agcurate
+    from agcurate.embedding.signals import QUALITY_SIGNALS
+    from agcurate.workflows.outliers import fill_quality_signals
+
+    data = _green_and_clouds(tmp_path / "data", clouds=2)
+    emb = agcurate.embed([data], store=store, workers=0, progress=False)
+    want = emb.items[list(QUALITY_SIGNALS)].to_numpy()
+    old = emb.subset(np.arange(len(emb)))
+    old.items = old.items.drop(columns=[*QUALITY_SIGNALS, "quality_v"])
+    old.items.loc[3, "path"] = str(tmp_path / "gone.png")  # a file that is no longer there
+    filled, failed = fill_quality_signals(old, progress=False)
+    assert failed == 1
+    keep = np.arange(len(emb)) != 3
+    np.testing.assert_allclose(filled[list(QUALITY_SIGNALS)].to_numpy()[keep], want[keep], rtol=1e-5)
+    assert filled.loc[3, list(QUALITY_SIGNALS)].isna().all()
+    res = score_outliers(old.vectors, filled)
+    assert res["is_cloud"].sum() == 2

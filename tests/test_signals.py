@@ -53,3 +53,47 @@ def test_signals_match_a_numpy_reference_on_random_pixels():
         assert got[k] == pytest.approx(v, rel=1e-4), k
     sharp = _signals(np.kron(rng.integers(0, 2, (8, 8)), np.ones((4, 4)))[..., None].repeat(3, 2).astype(np.uint8) * 255)
     assert sharp["sharpness"] > 1000  # a hard checkerboard is sharp
+
+
+def test_quality_signals_known_answers():
+    from agcurate.embedding.signals import QUALITY_SIGNALS, quality_signals
+
+    grey = quality_signals(np.full((64, 64, 3), 128, np.uint8))
+    assert set(grey) == {*QUALITY_SIGNALS, "quality_v"}
+    assert grey["contrast"] == 0.0 and grey["clipped"] == 0.0 and grey["blur"] == 0.0
+    assert np.isnan(grey["white_share"]) and np.isnan(grey["dark_channel"])  # grey input: no colour to judge
+    tinted = quality_signals(np.full((64, 64, 3), (128, 128, 130), np.uint8))
+    assert tinted["dark_channel"] == pytest.approx(128 / 255, abs=1e-6)
+    assert tinted["white_share"] == pytest.approx((128 / 255 - 0.4) / 0.3, abs=1e-3)  # mid grey: partly white
+    rgb = np.full((40, 50, 3), (40, 120, 30), np.uint8)   # saturated green: not white at all
+    rgb[:10] = 255                                        # a quarter white and clipped
+    q = quality_signals(rgb)
+    assert q["white_share"] == pytest.approx(0.25) and q["clipped"] == pytest.approx(0.25)
+    assert q["contrast"] > 0.2
+    # pixels the source marks as no data are left out of every measure
+    mask = np.zeros((40, 50), bool)
+    mask[:10] = True
+    assert quality_signals(rgb, mask)["white_share"] == 0.0
+    assert np.isnan(quality_signals(rgb, np.ones((40, 50), bool))["contrast"])
+
+
+def test_blur_measure_rises_when_blurred_and_small_images_are_not_enlarged():
+    import cv2
+
+    from agcurate.embedding.signals import quality_signals
+
+    rng = np.random.default_rng(5)
+    photo = cv2.resize(rng.integers(0, 256, (40, 40, 3), dtype=np.uint8), (400, 400), interpolation=cv2.INTER_NEAREST)
+    sharp = quality_signals(photo)["blur"]
+    blurred = quality_signals(cv2.GaussianBlur(photo, (0, 0), 8))["blur"]
+    assert blurred > sharp + 0.4 and 0 <= sharp < blurred <= 1
+    tile = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)  # a 64 px tile measured as is: sharp noise
+    assert quality_signals(tile)["blur"] < 0.2
+    assert "white_share" in _signals(tile)  # computed with the other pixel signals at decode time
+
+
+def test_a_clipped_white_tile_is_white_not_grey_input():
+    from agcurate.embedding.signals import quality_signals
+
+    q = quality_signals(np.full((32, 32, 3), 255, np.uint8))
+    assert q["white_share"] == 1.0 and q["clipped"] == 1.0 and q["dark_channel"] == 1.0

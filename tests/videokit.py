@@ -140,3 +140,21 @@ def timescale_mp4(path: Path) -> int:
     data = path.read_bytes()
     at = data.find(b"mdhd")
     return struct.unpack(">I", data[at + 16:at + 20])[0]
+
+
+def window_pan(img: np.ndarray, corners: list[tuple[int, int]], size=SIZE, window: tuple[int, int] | None = None,
+               ) -> list[np.ndarray]:
+    """Frames cut from a large picture at the given top-left corners (a window ``window`` pixels wide
+    and high, default ``size``) and resized to ``size``: a camera sliding over a scene whose true
+    overlap between any two frames is known (``window_overlap``)."""
+    import cv2
+
+    ww, wh = window or size
+    return [cv2.resize(np.ascontiguousarray(img[y:y + wh, x:x + ww]), size, interpolation=cv2.INTER_AREA)
+            for x, y in corners]
+
+
+def window_overlap(a: tuple[int, int], b: tuple[int, int], window: tuple[int, int]) -> float:
+    """Shared area of two equal windows at top-left corners ``a`` and ``b``, as a share of one window."""
+    w, h = window
+    return max(0, w - abs(a[0] - b[0])) * max(0, h - abs(a[1] - b[1])) / (w * h)

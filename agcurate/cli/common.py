@@ -40,8 +40,10 @@ FpsOpt = Annotated[Optional[float], typer.Option(
 OutOpt = Annotated[Path, typer.Option("--out", "-o", help="Folder for CSV and HTML outputs.")]
 TileOpt = Annotated[Optional[int], typer.Option("--tile", min=8, help="Cut images and rasters into SIZE x SIZE tiles, each its own item.")]
 StrideOpt = Annotated[Optional[int], typer.Option("--stride", min=1, help="Step between tiles in pixels (default: the tile size; smaller overlaps).")]
-BandsOpt = Annotated[Optional[str], typer.Option("--bands", help="Raster bands to show the encoder, by name or 1-based index: B04,B03,B02 or 3,2,1 (default: true colour).")]
+BandsOpt = Annotated[Optional[str], typer.Option("--bands", help="Raster bands to show the encoder, by name or 1-based index: B04,B03,B02 or 3,2,1 (default: true colour); all (or 4 or more bands) gives the encoder every band.")]
 ThreadsOpt = Annotated[Optional[int], typer.Option("--threads", min=1, help="CPU threads for the model (default: all cores; $AGCURATE_THREADS).")]
+EngineOpt = Annotated[str, typer.Option("--engine", help="Where encoding runs: local (this machine) or ray (Ray Data: decode tasks, encoder actors; pip install 'agcurate[ray]').")]
+AddressOpt = Annotated[Optional[str], typer.Option("--address", help="Ray cluster to use with --engine ray (e.g. ray://HEAD:10001 or auto; default: a local Ray).")]
 StretchOpt = Annotated[Optional[str], typer.Option("--stretch", help="Clip range LO,HI that scales raster values to 8 bits (default: 0,3000 for 16-bit, 0,0.3 for float).")]
 
 
@@ -86,7 +88,7 @@ _EMBED_FLAGS = (("weights", WeightsOpt, None), ("device", DeviceOpt, "auto"), ("
                 ("batch_size", BatchOpt, None), ("workers", WorkersOpt, None), ("image_size", ImageSizeOpt, None),
                 ("tile", TileOpt, None), ("stride", StrideOpt, None), ("bands", BandsOpt, None),
                 ("stretch", StretchOpt, None), ("fps", FpsOpt, None), ("store", StoreOpt, None),
-                ("threads", ThreadsOpt, None))
+                ("threads", ThreadsOpt, None), ("engine", EngineOpt, "local"), ("address", AddressOpt, None))
 
 
 def embed_options(model: bool = True):

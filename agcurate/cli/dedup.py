@@ -29,7 +29,12 @@ def register(app: typer.Typer) -> None:
         rotations: Annotated[bool, typer.Option(
             "--rotations/--no-rotations",
             help="Also embed items turned 90/180 degrees and search with those (two more embedding "
-                 "passes, cached); finds turned copies the plain embedding misses.")] = False,
+                 "passes, cached). Turned and mirrored copies are found without it (see --turns); "
+                 "this adds copies that are both turned and cropped.")] = False,
+        turns: Annotated[bool, typer.Option(
+            "--turns/--no-turns",
+            help="Look for turned (90/180/270 degrees) and mirrored copies from small grey thumbnails "
+                 "(one quick read of each file; on by default).")] = True,
         verify: Annotated[bool, typer.Option(
             "--verify/--no-verify", help="Check candidate pairs pixel by pixel (keypoints + alignment).")] = True,
         config=None,
@@ -41,7 +46,7 @@ def register(app: typer.Typer) -> None:
         from ..report import human_bytes
         from ..workflows.dedup import dedup
 
-        res = dedup(paths or None, threshold=threshold, keep=keep, verify=verify, rotations=rotations, out=out,
+        res = dedup(paths or None, threshold=threshold, keep=keep, verify=verify, rotations=rotations, turns=turns, out=out,
                     move_to=move_to, config=config, on_embedded=embedded_note)
         info = res.summary
         c = console()

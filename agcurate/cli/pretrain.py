@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from .common import DeviceOpt, PathsArg, StoreOpt, command, console
+from .common import DeviceOpt, PathsArg, StoreOpt, StretchOpt, TileOpt, command, console
 
 MethodOpt = Annotated[str, typer.Option("--method", help="simclr (contrastive; large batches) or dino "
                                                          "(self-distillation; works with small batches).")]
@@ -51,6 +51,11 @@ def register(app: typer.Typer) -> None:
         threads: Annotated[Optional[int], typer.Option(
             "--threads", min=1, help="CPU threads (default: the cores other processes leave idle, at least 1).")] = None,
         store: StoreOpt = None,
+        bands: Annotated[Optional[str], typer.Option(
+            "--bands", help="Raster bands to train on: all (or 4 or more, by name or 1-based index) trains an "
+                            "encoder that sees every band; 1 or 3 bands a picture (default: true colour).")] = None,
+        stretch: StretchOpt = None,
+        tile: TileOpt = None,
     ) -> None:
         """Self-supervised pretraining (SimCLR or DINO) on unlabeled images; writes an encoder for --model file:OUT."""
         from rich.markup import escape
@@ -62,7 +67,8 @@ def register(app: typer.Typer) -> None:
         note = console(stderr=True)
         cfg = PretrainConfig(method=method, init=init, epochs=epochs, batch_size=batch_size, image_size=image_size,
                              embed_size=embed_size, lr=lr, temperature=temperature, local_views=local_views,
-                             seed=seed, device=device, workers=workers, threads=threads)
+                             seed=seed, device=device, workers=workers, threads=threads, bands=bands,
+                             stretch=stretch, tile=tile)
         res = pretrain(paths or None, out, cfg, pairs=pairs, resume=resume, checkpoint=checkpoint, store=store,
                        log=lambda msg: note.print(escape(msg)), keep_checkpoint=keep_checkpoint)
         table = Table(title=f"agcurate pretrain · {method} from {escape(init)}", show_header=False)
@@ -70,6 +76,8 @@ def register(app: typer.Typer) -> None:
         table.add_column(justify="right")
         table.add_row("images" if not pairs else "pairs", f"{res.n_items:,}")
         table.add_row("device", res.device)
+        if res.bands:
+            table.add_row("bands", f"{len(res.bands)}: {','.join(res.bands)}")
         table.add_row("epochs", f"{res.start_epoch} -> {res.epochs_done}" if res.start_epoch else str(res.epochs_done))
         if res.history:
             table.add_row("loss first -> last epoch", f"{res.history[0]['loss']:.4f} -> {res.history[-1]['loss']:.4f}")

@@ -18,6 +18,7 @@ from ..sources.base import SourceOptions, at_least
 
 DEVICES = ("auto", "cpu", "cuda")
 BACKENDS = ("auto", "torch", "onnx")
+ENGINES = ("local", "ray")
 
 
 @dataclass(frozen=True)
@@ -43,11 +44,14 @@ class EmbedConfig:
     fps: float | None = None
     store: Path | None = None
     threads: int | None = None
+    engine: str = "local"         # local: this process and its decode workers; ray: Ray Data
+    address: str | None = None    # the Ray cluster (--engine ray); None: a running or a local one
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__  # frozen: normalise in place once, then never again
         set_(self, "device", (self.device or "auto").strip().lower())
         set_(self, "backend", (self.backend or "auto").strip().lower())
+        set_(self, "engine", (self.engine or "local").strip().lower())
         if self.weights is not None:
             set_(self, "weights", Path(self.weights))
         if self.store is not None:
@@ -73,6 +77,10 @@ class EmbedConfig:
             raise UsageError(f"--backend {self.backend!r} is not one of {', '.join(BACKENDS)}")
         if self.backend == "onnx" and self.device.startswith("cuda"):
             raise UsageError("--backend onnx runs on the CPU only; use --device cpu, or --backend torch on CUDA")
+        if self.engine not in ENGINES:
+            raise UsageError(f"--engine {self.engine!r} is not one of {', '.join(ENGINES)}")
+        if self.address and self.engine != "ray":
+            raise UsageError("--address names a Ray cluster; give it with --engine ray")
         at_least("--batch-size", self.batch_size, 1)
         at_least("--workers", self.workers, 0)
         at_least("--image-size", self.image_size, 16)

@@ -7,7 +7,6 @@ the model and writes finished chunks to the store.
 from __future__ import annotations
 
 import functools
-import os
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -23,10 +22,8 @@ from ..progress import progress_bar
 from ..sources import Discovery, Skipped, SourceOptions, discover
 from ..system import cpu_threads
 from .config import EmbedConfig
-from .store import EmbeddingStore, last_collection, remember_collection
+from .store import ChunkWriter, EmbeddingStore, last_collection, remember_collection
 
-CHUNK_ITEMS = int(os.environ.get("AGCURATE_CHUNK_ITEMS", 256))  # rows per store part: a killed run
-CHUNK_SECONDS = 30.0                                             # loses at most this much work
 
 
 @dataclass
@@ -137,7 +134,12 @@ def embed(paths: Iterable[str | Path] | None = None, model: str | None = None, *
     inputs = [str(Path(p).expanduser().resolve()) for p in paths]
     opts = source_options or SourceOptions()
     enc = encoder or get_encoder(cfg.model, weights=weights, image_size=image_size)
+    from ..encoders.bands import band_options
+    from .bands import fit_bands
+
+    opts = band_options(enc.bands, enc.stretch, opts)  # an encoder trained on bands picks them
     found = discover(inputs, opts)
+    enc = fit_bands(enc, found.items, opts, inputs, root, found.skipped)  # --bands all: the stem inflated
     st = EmbeddingStore(root, enc.id, enc.slug, enc.dim)
     stats = EmbedStats(found=len(found.items), ignored=found.ignored)
     skipped = list(found.skipped)
@@ -201,6 +203,9 @@ def encode_missing(todo: Sequence[Item], enc: Encoder, st: EmbeddingStore, opts:
     """
     failed: list[Skipped] = []
     tried: set[str] = set()
+    encode_fn = encode_items
+    if config is not None and config.engine == "ray":
+        from .ray_engine import encode_items_ray as encode_fn
     by_key = {it.key: it for it in todo}
     pending = dict(by_key)
     while pending:
@@ -208,8 +213,8 @@ def encode_missing(todo: Sequence[Item], enc: Encoder, st: EmbeddingStore, opts:
         try:
             if res.mine:
                 t_enc = time.perf_counter()
-                bad = encode_items([by_key[k] for k in res.mine], enc, st, opts, config, progress=progress,
-                                   stats=stats)
+                bad = encode_fn([by_key[k] for k in res.mine], enc, st, opts, config, progress=progress,
+                                stats=stats)
                 stats.encode_seconds += time.perf_counter() - t_enc
                 stats.encoded += len(res.mine) - len(bad)
                 failed += bad
@@ -244,7 +249,7 @@ def encode_items(items: Sequence[Item], enc: Encoder, st: EmbeddingStore, opts: 
     batch_size = cfg.batch_size or (128 if cuda else 32)
     n_workers = default_workers(len(items), cuda) if cfg.workers is None else cfg.workers
     runner = make_runner(enc, dev, cfg.backend, cache_dir=cfg.onnx_cache(), threads=cfg.threads)
-    dataset = DecodeDataset(items, opts, enc.input_size)
+    dataset = DecodeDataset(items, opts, enc.input_size, bands=enc.bands)
     loader = torch.utils.data.DataLoader(
         dataset, batch_size=batch_size, num_workers=n_workers, collate_fn=collate_rows,
         pin_memory=False, worker_init_fn=functools.partial(worker_init, nice=0 if cuda else 19),
@@ -252,9 +257,7 @@ def encode_items(items: Sequence[Item], enc: Encoder, st: EmbeddingStore, opts: 
         prefetch_factor=4 if n_workers else None,
     )
     failed: list[Skipped] = []
-    rows: list[dict] = []
-    vecs: list[np.ndarray] = []
-    last_flush = time.perf_counter()
+    chunks = ChunkWriter(st)
     with fork_safe_opencv(n_workers), progress_bar(len(items), f"embedding ({enc.name})", enabled=progress) as bar:
         t_loop = t_done = time.perf_counter()  # the bar's clock starts here too
         if stats is not None:
@@ -266,15 +269,10 @@ def encode_items(items: Sequence[Item], enc: Encoder, st: EmbeddingStore, opts: 
             if x is not None:
                 if cuda:
                     x = x.pin_memory()
-                vecs.append(runner(x))
-                rows.extend(batch["rows"])
+                chunks.add(batch["rows"], runner(x))
             bar.advance(batch["n"])
             t_done = time.perf_counter()
-            if len(rows) >= CHUNK_ITEMS or (rows and time.perf_counter() - last_flush > CHUNK_SECONDS):
-                st.append(rows, np.concatenate(vecs))
-                rows, vecs, last_flush = [], [], time.perf_counter()
     if stats is not None:
         stats.loop_seconds += t_done - t_loop
-    if rows:
-        st.append(rows, np.concatenate(vecs))
+    chunks.flush()
     return failed

@@ -87,11 +87,12 @@ def worker_init(_worker_id: int, nice: int = 0) -> None:
 class DecodeDataset(torch.utils.data.IterableDataset):
     """Decoded, resized items as uint8 CHW tensors with their store row; groups split across workers."""
 
-    def __init__(self, items: Sequence[Item], opts: SourceOptions, size: int):
+    def __init__(self, items: Sequence[Item], opts: SourceOptions, size: int, bands: Sequence[str] | None = None):
         super().__init__()
         self.items = list(items)
         self.opts = opts
         self.size = size
+        self.bands = list(bands) if bands else None  # a band encoder: its pixels are the raster bands
         groups: dict[str, list[int]] = {}
         for i, it in enumerate(self.items):
             groups.setdefault(it.group, []).append(i)
@@ -122,4 +123,17 @@ class DecodeDataset(torch.utils.data.IterableDataset):
         row["content_hash"] = dec.content_hash
         w, h = dec.size if dec.size else (dec.rgb.shape[1], dec.rgb.shape[0])
         row["width"], row["height"] = int(w), int(h)
+        if self.bands:
+            small = band_pixels(dec, self.bands, self.size)
         return torch.from_numpy(np.ascontiguousarray(small.transpose(2, 0, 1)))
+
+
+def band_pixels(dec, bands: Sequence[str], size: int) -> np.ndarray:
+    """A band encoder's input: the item's selected bands resized to ``size`` (H, W, C uint8)."""
+    from ..encoders.bands import resize_bands
+
+    px = getattr(dec, "bands", None)
+    if px is None or px.shape[2] != len(bands):
+        have = f"{px.shape[2]} bands" if px is not None else "a picture, no raster bands"
+        raise ValueError(f"the encoder takes {len(bands)} bands ({','.join(bands)}), this item gives {have}")
+    return resize_bands(px, size)

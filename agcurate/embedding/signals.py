@@ -45,7 +45,87 @@ def pixel_signals(rgb: np.ndarray, small: np.ndarray, nodata: np.ndarray | None 
         "saturation": cv2.mean(hsv)[1] / 255.0,
         "sharpness": float(lap_std[0, 0]) ** 2,
         "nodata": nodata_share,
+        **quality_signals(rgb, nodata),
     }
+
+
+QUALITY_SIDE = 256  # quality signals are measured at native size, shrunk (never enlarged) to this side
+QUALITY_SIGNALS = ("white_share", "clipped", "dark_channel", "contrast", "blur")
+QUALITY_VERSION = 5.0  # stored as ``quality_v``: rows measured by another version are measured again
+
+
+def quality_signals(rgb: np.ndarray, nodata: np.ndarray | None = None) -> dict[str, float]:
+    """Per-item measures behind the RGB quality issues (``ops.quality``), over valid pixels.
+
+    Measured at native resolution shrunk to at most ``QUALITY_SIDE`` (area filter; small images are
+    never enlarged, so a 64 px tile does not look blurred): ``white_share`` share of bright (grey >= 0.6),
+    unsaturated pixels, soft: each pixel counts clip((grey - 0.4) / 0.3, 0, 1) x clip((0.35 - S) / 0.25,
+    0, 1) with HSV saturation S (cloud, snow); ``dark_channel`` and ``white_share`` are NaN for grey
+    input, which has no colour to judge them by;
+    ``clipped`` share of pixels with a channel at >= 250
+    (over-exposure); ``dark_channel`` mean of the 7 px minimum over channels (He et al.'s dark
+    channel, high under haze); ``contrast`` standard deviation of grey (0-1; low = flat); ``blur``
+    the no-reference blur metric of Crete-Roffet et al. (2007): how little a 9-tap blur lowers the
+    differences between neighbouring pixels (0 sharp - 1 blurred, the worse of the two directions;
+    contrast-free, so noise reads as sharp). NaN where no pixel is valid.
+    """
+    import cv2
+
+    img = np.ascontiguousarray(rgb)
+    if img.ndim == 2:
+        img = np.repeat(img[:, :, None], 3, axis=2)
+    h, w = img.shape[:2]
+    valid = None if nodata is None else ~np.asarray(nodata, bool)
+    if h == 0 or w == 0 or (valid is not None and not valid.any()):
+        return {**{k: float("nan") for k in QUALITY_SIGNALS}, "quality_v": QUALITY_VERSION}
+    f = QUALITY_SIDE / max(h, w)
+    if f < 1:
+        size = (max(1, round(w * f)), max(1, round(h * f)))
+        img = cv2.resize(img, size, interpolation=cv2.INTER_AREA)
+        if valid is not None:
+            valid = cv2.resize(valid.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST).astype(bool)
+    if valid is None:
+        valid = _black_share_mask(img)
+    if not valid.any():
+        return {**{k: float("nan") for k in QUALITY_SIGNALS}, "quality_v": QUALITY_VERSION}
+    gray = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY).astype(np.float32) / 255.0
+    sat = cv2.cvtColor(img, cv2.COLOR_RGB2HSV)[:, :, 1].astype(np.float32) / 255.0
+    dark = cv2.erode(img.min(axis=2), np.ones((7, 7), np.uint8)).astype(np.float32) / 255.0
+    g = gray[valid]
+    white = np.clip((g - 0.4) / 0.3, 0, 1) * np.clip((0.35 - sat[valid]) / 0.25, 0, 1)
+    # grey input (one band shown as grey): equal channels, unless clipped white (a thick cloud)
+    grey_input = (np.array_equal(img[:, :, 0], img[:, :, 1]) and np.array_equal(img[:, :, 1], img[:, :, 2])
+                  and float(np.mean(g >= 250 / 255)) < 0.5)
+    return {
+        "white_share": float("nan") if grey_input else float(white.mean()),  # no colour: no whiteness
+        "clipped": float(np.mean(img[valid].max(axis=1) >= 250)),
+        "dark_channel": float("nan") if grey_input else float(dark[valid].mean()),
+        "contrast": float(g.std()),
+        "blur": blur_metric(gray),
+        "quality_v": QUALITY_VERSION,
+    }
+
+
+def blur_metric(gray: np.ndarray) -> float:
+    """Crete-Roffet et al. (2007) no-reference blur: 0 for sharp, towards 1 for blurred (worse axis)."""
+    import cv2
+
+    out = 0.0
+    for axis, kernel in ((0, np.full((9, 1), 1 / 9, np.float32)), (1, np.full((1, 9), 1 / 9, np.float32))):
+        if gray.shape[axis] < 2:
+            continue
+        reblurred = cv2.filter2D(gray, -1, kernel, borderType=cv2.BORDER_REFLECT)
+        d = np.abs(np.diff(gray, axis=axis))
+        lost = np.maximum(0.0, d - np.abs(np.diff(reblurred, axis=axis))).sum()
+        total = float(d.sum())
+        out = max(out, (total - float(lost)) / total if total > 0 else 0.0)
+    return float(out)
+
+
+def _black_share_mask(img: np.ndarray) -> np.ndarray:
+    """Pixels not pure black in every channel (all pixels when none is black: a photo)."""
+    mask = img.any(axis=2)
+    return mask if mask.any() else np.ones(mask.shape, bool)
 
 
 def _black_share(rgb: np.ndarray) -> float:

@@ -37,6 +37,8 @@ ITEM_COLUMNS = {  # name -> pyarrow type name; signals are float32
 }
 BASE_SIGNALS = ("brightness", "saturation", "sharpness", "nodata")
 COMPACT_PARTS = 24
+CHUNK_ITEMS = int(os.environ.get("AGCURATE_CHUNK_ITEMS", 256))  # rows per store part: a killed run
+CHUNK_SECONDS = 30.0                                             # loses at most this much work
 
 
 def default_store_root() -> Path:
@@ -84,9 +86,7 @@ class EmbeddingStore:
 
         fields = [pa.field(name, getattr(pa, typ)()) for name, typ in ITEM_COLUMNS.items()]
         fields += [pa.field(name, pa.float32()) for name in signal_names]
-        # vectors as fixed-size binary (dim float16 values, little-endian): 10-30x faster to write
-        # and read than a list<float16> column, which Parquet stores with repetition levels
-        fields += [pa.field("seq", pa.int64()), pa.field("vector", pa.binary(2 * self.dim))]
+        fields += [pa.field("seq", pa.int64()), pa.field("vector", vector_type(self.dim))]
         return pa.schema(fields)
 
     def append(self, rows: list[dict], vectors: np.ndarray, seq: list[int] | None = None) -> Path | None:
@@ -101,7 +101,7 @@ class EmbeddingStore:
         if not rows:
             return None
         self._ensure()
-        vectors = np.asarray(vectors, dtype=np.float16).reshape(len(rows), self.dim)
+        vectors = np.asarray(vectors, dtype=np.float32).reshape(len(rows), self.dim)
         signal_names = sorted({k for r in rows for k in r if k not in ITEM_COLUMNS})
         schema = self.schema(signal_names)
         seq0 = time.time_ns()
@@ -112,7 +112,7 @@ class EmbeddingStore:
         for name in signal_names:
             cols[name] = [float(r.get(name, np.nan)) for r in rows]
         cols["seq"] = list(seq) if seq is not None else list(range(seq0, seq0 + len(rows)))
-        cols["vector"] = _binary_vectors(vectors)
+        cols["vector"] = vector_column(vectors)
         table = pa.table(cols, schema=schema)
         self._seq += 1
         name = f"part-{seq0}-{os.getpid()}-{self._seq:05d}.parquet"
@@ -142,9 +142,10 @@ class EmbeddingStore:
                 continue
             except (OSError, pa.ArrowInvalid):
                 continue  # a damaged part only costs its rows: they are encoded again
-            if "vector" in table.column_names and not pa.types.is_fixed_size_binary(table.schema.field("vector").type):
+            if "vector" in table.column_names and table.schema.field("vector").type != vector_type(self.dim):
+                # parts of older stores (raw float16 bytes, list<float16>) read as today's column
                 table = table.set_column(table.column_names.index("vector"), "vector",
-                                         _binary_vectors(_vectors_of(table.column("vector"), self.dim)))
+                                         vector_column(_vectors_of(table.column("vector"), self.dim)))
             tables.append(table)
         if not tables:
             return None
@@ -179,7 +180,7 @@ class EmbeddingStore:
         import pyarrow as pa
 
         all_vectors = _vectors_of(table.column("vector"), self.dim)
-        vectors = all_vectors[rows].astype(np.float32)
+        vectors = np.array(all_vectors[rows], dtype=np.float32)
         # stored vectors are unit length; float16 rounding moves norms by ~1e-3, so rescale them
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
         np.divide(vectors, norms, out=vectors, where=norms > 0)
@@ -242,16 +243,53 @@ class EmbeddingStore:
         return out
 
 
-def _binary_vectors(vectors: np.ndarray):
-    """float16 (n, dim) vectors as the store's fixed-size binary column."""
+class ChunkWriter:
+    """Collects encoded rows and appends them to the store every ``CHUNK_ITEMS`` rows or
+    ``CHUNK_SECONDS`` seconds (what a killed run can lose); ``flush`` writes the rest."""
+
+    def __init__(self, st: EmbeddingStore):
+        self.st = st
+        self.rows: list[dict] = []
+        self.vecs: list[np.ndarray] = []
+        self.last = time.perf_counter()
+
+    def add(self, rows: list[dict], vectors: np.ndarray) -> None:
+        self.rows.extend(rows)
+        self.vecs.append(vectors)
+        if len(self.rows) >= CHUNK_ITEMS or (self.rows and time.perf_counter() - self.last > CHUNK_SECONDS):
+            self.flush()
+
+    def flush(self) -> None:
+        if self.rows:
+            self.st.append(self.rows, np.concatenate(self.vecs))
+        self.rows, self.vecs, self.last = [], [], time.perf_counter()
+
+
+def vector_type(dim: int):
+    """The store's vector column: an Arrow ``fixed_size_list<float32>[dim]``.
+
+    Any Arrow tool reads it as an array per row (pandas, DuckDB ``FLOAT[dim]``, Polars ``Array``,
+    Ray); neither DuckDB nor Polars reads float16, so the values are float32 rounded to float16
+    precision: zstd then packs the zero low mantissa bytes away and a 1280-d vector takes ~2.4 kB
+    on disk, as much as float16 (``benchmarks/store_format.py``).
+    """
     import pyarrow as pa
 
-    v = np.ascontiguousarray(vectors, dtype="<f2")
-    return pa.FixedSizeBinaryArray.from_buffers(pa.binary(2 * v.shape[1]), len(v), [None, pa.py_buffer(v.tobytes())])
+    return pa.list_(pa.float32(), dim)
+
+
+def vector_column(vectors: np.ndarray):
+    """(n, dim) vectors as the store's column (values rounded to float16 precision)."""
+    import pyarrow as pa
+
+    v = np.ascontiguousarray(np.asarray(vectors).astype(np.float16).astype(np.float32))
+    return pa.FixedSizeListArray.from_arrays(pa.array(v.reshape(-1)), v.shape[1])
 
 
 def _vectors_of(column, dim: int) -> np.ndarray:
-    """float16 (n, dim) array of a vector column (fixed-size binary, or list<float16> of older stores)."""
+    """(n, dim) array of a vector column: today's fixed-size list, or the raw float16 bytes
+    (``fixed_size_binary``) and ``list<float16>`` of older stores. float32, or float16 for the
+    raw bytes."""
     import pyarrow as pa
 
     blocks = []
@@ -262,9 +300,12 @@ def _vectors_of(column, dim: int) -> np.ndarray:
             buf = np.frombuffer(chunk.buffers()[1], dtype="<f2", count=len(chunk) * dim,
                                 offset=chunk.offset * dim * 2)
             blocks.append(buf.reshape(-1, dim))
-        else:
-            blocks.append(chunk.flatten().to_numpy(zero_copy_only=False).astype(np.float16).reshape(-1, dim))
-    return np.concatenate(blocks) if blocks else np.zeros((0, dim), np.float16)
+        else:  # flatten() honours a sliced chunk's offset; float32 without nulls comes zero-copy
+            flat = chunk.flatten().to_numpy(zero_copy_only=False)
+            blocks.append(flat.astype(np.float32, copy=False).reshape(-1, dim))
+    if not blocks:
+        return np.zeros((0, dim), np.float32)
+    return blocks[0] if len(blocks) == 1 else np.concatenate(blocks)
 
 
 def _present(part: Path, columns: list[str] | None) -> list[str] | None:

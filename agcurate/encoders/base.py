@@ -25,20 +25,28 @@ class Encoder:
     name: str
     dim: int
     input_size: int
-    mean: tuple[float, float, float]
-    std: tuple[float, float, float]
+    mean: tuple[float, ...]  # one per input channel (0-1 scale)
+    std: tuple[float, ...]
     weights_id: str
     build: Callable[[], "torch.nn.Module"] = field(repr=False)  # noqa: F821
     description: str = ""
     offline: bool = True
+    bands: tuple[str, ...] | None = None  # raster bands it takes (a C-band stem); None: an RGB picture
+    stretch: str | None = None            # the 8-bit clip range ("LO,HI") of those bands, when fixed
+
+    @property
+    def channels(self) -> int:
+        """Input channels: 3 for a picture, one per band for a band encoder."""
+        return len(self.mean)
 
     @property
     def id(self) -> str:
         """Stable identity: model + weights + preprocessing. Part of every cache key."""
         mean = ",".join(f"{m:.4f}" for m in self.mean)
         std = ",".join(f"{s:.4f}" for s in self.std)
+        bands = f"|bands={','.join(self.bands)}" if self.bands else ""  # pictures keep their old ids
         return (f"{self.name}|weights={self.weights_id}|size={self.input_size}"
-                f"|mean={mean}|std={std}|resize={RESIZE_POLICY}")
+                f"|mean={mean}|std={std}|resize={RESIZE_POLICY}{bands}")
 
     @property
     def slug(self) -> str:

@@ -13,11 +13,13 @@ TRAINING_FORMAT = "agcurate-pretrain/1"  # a training checkpoint (model + heads 
 
 
 def save_encoder(path: str | os.PathLike, backbone, *, arch: str, dim: int, input_size: int,
-                 mean, std, config: dict | None = None) -> Path:
+                 mean, std, config: dict | None = None, bands=None, stretch: str | None = None) -> Path:
     """Write a backbone-only checkpoint (no projection head) that ``--model file:PATH`` loads.
 
     ``arch`` names the architecture as ``timm:NAME`` or ``torchvision:NAME`` with the classifier
     removed; the file is written to a temporary name and renamed, so a crash leaves no half file.
+    ``bands`` (and ``stretch``) record the raster bands of a band encoder (its stem takes one channel
+    per band, normalised by the per-band ``mean``/``std``); an encoder without them takes RGB.
     """
     import torch
 
@@ -27,6 +29,7 @@ def save_encoder(path: str | os.PathLike, backbone, *, arch: str, dim: int, inpu
         "format": CHECKPOINT_FORMAT, "arch": arch, "dim": int(dim), "input_size": int(input_size),
         "mean": [float(m) for m in mean], "std": [float(s) for s in std],
         "config": dict(config or {}),
+        "bands": list(bands) if bands else None, "stretch": stretch,
         "state_dict": {k: v.detach().cpu() for k, v in backbone.state_dict().items()},
     }
     tmp = path.with_name(path.name + ".tmp")
@@ -97,13 +100,20 @@ def file_encoder(path: str, image_size: int | None = None) -> Encoder:
     path = str(Path(path).expanduser().resolve())
     payload = read_checkpoint(path)
 
+    from .bands import with_channels
+
+    bands = tuple(payload.get("bands") or ()) or None
+    channels = len(payload["mean"])
+
     def build():
-        model = build_skeleton(payload["arch"])
+        model = with_channels(build_skeleton(payload["arch"]), channels)
         model.load_state_dict(read_checkpoint(path)["state_dict"])
         return model.eval()
 
+    what = f" on {len(bands)} bands ({','.join(bands)})" if bands else ""
     return Encoder(
         name=f"file:{path}", dim=int(payload["dim"]), input_size=image_size or int(payload["input_size"]),
         mean=tuple(payload["mean"]), std=tuple(payload["std"]), weights_id="file-" + file_digest(path),
-        build=build, offline=True, description=f"checkpoint of {payload['arch']}",
+        build=build, offline=True, description=f"checkpoint of {payload['arch']}{what}",
+        bands=bands, stretch=payload.get("stretch"),
     )

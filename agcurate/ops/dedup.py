@@ -1,12 +1,20 @@
-"""Exact and near-duplicate groups: hashes, embedding candidates, pixel verification, one keeper.
+"""Exact and near-duplicate groups: hashes, embedding and turn/mirror candidates, pixel
+verification against the kept file, one keeper per group.
 
 1. Exact: items with the same decoded pixels (``pixel_hash``) or the same bytes (``content_hash``).
 2. Candidates: each item's ``k`` nearest neighbours by embedding with cosine >= ``candidate_similarity``
-   (shared faiss kNN, sub-quadratic for large collections).
-3. Verification: each candidate pair is aligned (SIFT + RANSAC, or a right-angle rotation) and its
-   aligned pixels correlated (``agcurate.ops.verify``); the pair is a duplicate when that score is at
-   least ``threshold``. This is what separates a crop from a look-alike.
-4. Groups are the connected components; one item per group is kept (largest, sharpest or first).
+   (shared faiss kNN, sub-quadratic for large collections), plus, from tiny grey thumbnails, the
+   items that match another one turned by a right angle or mirrored (``dihedral_pairs``: eight
+   flipped/turned queries of 256 numbers each, far cheaper than embedding the collection turned).
+3. Verification: each candidate pair is aligned (SIFT + RANSAC, mirrored too, or a right-angle
+   rotation) and its aligned pixels correlated (``agcurate.ops.verify``); the pair is a duplicate
+   when that score is at least ``threshold``. This is what separates a crop from a look-alike.
+4. Groups grow along verified pairs, strongest first; two groups merge only when every member
+   of both verifies against the kept item of the merged group (largest, sharpest or first), so
+   no group holds a file that is not a copy of its kept file: A~B and B~C does not put A and C
+   together, and a copy joins the group of the picture it copies best. Verification first
+   rejects cheaply (the strongest keypoints must agree on one transform; keypoint-rich pairs
+   that do not align go no further unless their 16 x 16 views correlate).
 """
 
 from __future__ import annotations
@@ -24,7 +32,12 @@ K = 25                       # neighbours per item considered as candidates (a s
                              # black-cornered, can rank past 20 among same-class look-alikes)
 KEEP_POLICIES = ("largest", "sharpest", "first")
 BATCH_PAIRS = 128            # pairs verified between two updates of the groups
-FEATURE_CACHE = 1024         # items whose verification features are kept in memory
+FEATURE_CACHE = 1024         # items whose verification features are kept in memory ...
+CACHE_BYTES = 768 << 20      # ... and at most this many bytes of them
+THUMB = 16                   # side of the grey thumbnails behind the turn/mirror candidates
+DIHEDRAL_SIMILARITY = 0.85   # thumbnail correlation (best of 8 turns/flips) needed to be checked
+DIHEDRAL_K = 4               # thumbnail neighbours per turned/flipped query
+FLAT_THUMB = 2.0             # grey-level spread under which a thumbnail proposes nothing (calm water)
 
 Loader = Callable[[int], np.ndarray]
 
@@ -88,6 +101,66 @@ def candidate_pairs(vectors: np.ndarray, min_similarity: float = CANDIDATE_SIMIL
     return sorted((a, b, s) for (a, b), s in best.items())
 
 
+def thumbnail(rgb: np.ndarray, size: int = THUMB) -> np.ndarray:
+    """Grey ``size`` x ``size`` thumbnail (the whole picture squeezed square, area filter), float32.
+
+    Squeezing commutes with right-angle turns and mirrors, so the thumbnail of a turned copy is the
+    turned thumbnail of the original, whatever the aspect ratio."""
+    import cv2
+
+    gray = cv2.cvtColor(np.ascontiguousarray(rgb[..., :3]), cv2.COLOR_RGB2GRAY) if rgb.ndim == 3 else rgb
+    return cv2.resize(np.ascontiguousarray(gray), (size, size), interpolation=cv2.INTER_AREA).astype(np.float32)
+
+
+def _dihedral(t: np.ndarray) -> list[np.ndarray]:
+    """The eight turns and mirrors of a stack of square thumbnails (n, s, s)."""
+    out = []
+    for flip in (False, True):
+        x = t[:, :, ::-1] if flip else t
+        out.extend(np.rot90(x, k, axes=(1, 2)) for k in range(4))
+    return out
+
+
+def dihedral_pairs(thumbs: np.ndarray, min_similarity: float = DIHEDRAL_SIMILARITY,
+                   k: int = DIHEDRAL_K) -> list[tuple[int, int, float]]:
+    """Pairs (i < j, correlation) whose thumbnails match after one of the 8 turns/mirrors.
+
+    Each thumbnail, turned and flipped, is a query against the unturned ones (faiss inner product
+    of zero-mean unit vectors = correlation): turned and mirrored copies are proposed even where the
+    embedding of a turned picture is far from the original's. Flat thumbnails propose nothing.
+    """
+    from .neighbors import knn
+
+    t = np.asarray(thumbs, np.float32)
+    n = len(t)
+    if n < 2:
+        return []
+    flat = t.reshape(n, -1)
+    spread = flat.std(axis=1)
+    ok = np.flatnonzero(spread >= FLAT_THUMB)
+    if len(ok) < 2:
+        return []
+
+    def unit(x):
+        x = x.reshape(len(x), -1)
+        x = x - x.mean(axis=1, keepdims=True)
+        return np.ascontiguousarray(x / np.linalg.norm(x, axis=1, keepdims=True), dtype=np.float32)
+
+    base = unit(t[ok])
+    kk = min(k + 1, len(ok))
+    best: dict[tuple[int, int], float] = {}
+    # one search for all eight variants: the index over the unturned thumbnails is built once
+    queries = np.concatenate([unit(np.ascontiguousarray(v)) for v in _dihedral(t[ok])])
+    sims, ids = knn(base, kk, queries=queries)
+    rows = np.broadcast_to(np.tile(np.arange(len(ok)), 8)[:, None], ids.shape)
+    sel = (ids >= 0) & (sims >= min_similarity) & (ids != rows)
+    a, b, s = ok[rows[sel]], ok[ids[sel]], sims[sel]
+    for x, y, v in zip(np.minimum(a, b), np.maximum(a, b), s):
+        key = (int(x), int(y))
+        best[key] = max(best.get(key, -1.0), float(v))
+    return sorted((a, b, s) for (a, b), s in best.items())
+
+
 class PairVerifier:
     """Compares pairs of items by pixels, two threads at a time (OpenCV releases the GIL).
 
@@ -114,6 +187,8 @@ class PairVerifier:
         from concurrent.futures import ThreadPoolExecutor
 
         out: dict[tuple[int, int], PairCheck] = {}
+        if not pairs:
+            return out
         with ThreadPoolExecutor(self.threads) as pool:
             for s in range(0, len(pairs), BATCH_PAIRS):
                 batch = list(pairs[s:s + BATCH_PAIRS])
@@ -128,9 +203,19 @@ class PairVerifier:
                     return compare(fa, fb) if fa is not None and fb is not None else PairCheck(0.0, "none")
 
                 out.update(zip(batch, pool.map(one, batch)))
-                while len(self.cache) > max(self.size, 2 * BATCH_PAIRS):
-                    self.cache.popitem(last=False)
+                self._trim(keep=2 * BATCH_PAIRS)
         return out
+
+    def _trim(self, keep: int) -> None:
+        """Drop the least recently used features beyond ``size`` items or ``CACHE_BYTES`` (never the
+        ``keep`` most recent: the current batch needs them)."""
+        def size(f):
+            return 0 if f is None else f.nbytes() + (f._mirror.nbytes() if f._mirror is not None else 0)
+
+        total = sum(size(f) for f in self.cache.values())
+        while len(self.cache) > keep and (len(self.cache) > self.size or total > CACHE_BYTES):
+            _, f = self.cache.popitem(last=False)
+            total -= size(f)
 
 
 def verify_pairs(pairs: Sequence[tuple[int, int]], load: Loader) -> dict[tuple[int, int], PairCheck]:
@@ -139,34 +224,68 @@ def verify_pairs(pairs: Sequence[tuple[int, int]], load: Loader) -> dict[tuple[i
     return PairVerifier(load).check(pairs)
 
 
-def _keeper(members: list[int], items, keep: str) -> int:
+def _keep_order(items, keep: str) -> np.ndarray:
+    """Rank of every item as the one to keep (0 = best): computed once, so choosing the keeper of
+    a group costs its size, not the collection's."""
     def col(name: str, default: float = 0.0) -> np.ndarray:
         if name in items.columns:
             return items[name].fillna(default).to_numpy(dtype=float)
         return np.full(len(items), default)
 
+    idx = np.arange(len(items))
     if keep == "first":
-        return min(members)
-    if keep == "sharpest":
-        sharp = col("sharpness")
-        return min(members, key=lambda i: (-sharp[i], i))
-    area = col("width") * col("height")
-    size = col("bytes")
-    return min(members, key=lambda i: (-area[i], -size[i], i))
+        keys = (idx,)
+    elif keep == "sharpest":
+        keys = (idx, -col("sharpness"))
+    else:
+        keys = (idx, -col("bytes"), -(col("width") * col("height")))
+    rank = np.empty(len(items), np.int64)
+    rank[np.lexsort(keys)] = idx
+    return rank
+
+
+def _keeper(members: list[int], rank: np.ndarray) -> int:
+    return min(members, key=lambda i: rank[i])
+
+
+def reason_of(check: PairCheck, same_size: bool) -> str:
+    """What makes a verified copy differ from its kept file, as ``+``-joined kinds: ``mirrored``,
+    ``rotated``, ``cropped`` (also padded or wider), ``resized``, ``colour``, ``edited``; a copy with
+    none of these (another JPEG quality, a blur, a format change) is ``reencoded``."""
+    kinds = []
+    if check.mirrored:
+        kinds.append("mirrored")
+    turn = abs(check.rotation) % 360.0
+    if min(turn, 360.0 - turn) > 1.5:
+        kinds.append("rotated")
+    if min(check.coverage, check.inside) < 0.9:
+        kinds.append("cropped")
+    elif not same_size:
+        kinds.append("resized")
+    if check.colour:
+        kinds.append("colour")
+    if check.edited > 0.05:
+        kinds.append("edited")
+    return "+".join(kinds) or "reencoded"
 
 
 def find_duplicates(vectors: np.ndarray, items: "pd.DataFrame", *,  # noqa: F821
                     threshold: float = DEFAULT_THRESHOLD, keep: str = "largest",
                     candidate_similarity: float = CANDIDATE_SIMILARITY, k: int = K,
                     verify: bool = True, turned: Mapping[int, np.ndarray] | None = None,
-                    load: Loader | None = None, progress: bool | None = None) -> "pd.DataFrame":  # noqa: F821
-    """One row per item: ``group`` (-1 when unique), ``keep``, ``score``, ``is_duplicate``.
+                    load: Loader | None = None, progress: bool | None = None,
+                    thumbs: np.ndarray | None = None) -> "pd.DataFrame":  # noqa: F821
+    """One row per item: ``group`` (-1 when unique), ``keep``, ``score``, ``is_duplicate``, ``reason``.
 
     ``is_duplicate`` marks the items that could be removed (in a group and not kept); ``score``
-    is the similarity to the group's kept item (1.0 for exact copies and for the keeper itself),
-    ``reason`` says ``exact`` or ``near``. With ``verify=False`` the embedding cosine alone
-    decides (then ``threshold`` applies to the cosine). ``turned``: see ``candidate_pairs``.
-    ``load(i)`` returns the RGB pixels of row ``i`` (needed when ``verify``).
+    is the similarity to the group's kept item (1.0 for exact copies and for the keeper itself;
+    every non-kept member scores at least ``threshold``), ``reason`` says how a member differs
+    from the kept item (``exact``, ``reencoded``, ``resized``, ``cropped``, ``mirrored``,
+    ``rotated``, ``colour``, ``edited``, joined by ``+``; ``kept`` for the kept item). With
+    ``verify=False`` the embedding cosine alone decides (then ``threshold`` applies to the cosine
+    and ``reason`` is ``near``). ``turned``: see ``candidate_pairs``. ``thumbs``: (n, s, s) grey
+    thumbnails (``thumbnail``) for the turn/mirror candidates of ``dihedral_pairs``. ``load(i)``
+    returns the RGB pixels of row ``i`` (needed when ``verify``).
     """
     import pandas as pd
 
@@ -177,72 +296,109 @@ def find_duplicates(vectors: np.ndarray, items: "pd.DataFrame", *,  # noqa: F821
     if verify and load is None:
         raise ValueError("verify=True needs a pixel loader: load(i) -> RGB array of row i")
     n = len(items)
+    exact = _UnionFind(n)
+    for a, b in exact_pairs(items):
+        exact.union(a, b)
+    rep = np.array([exact.find(i) for i in range(n)])  # one representative per set of exact copies
     uf = _UnionFind(n)
-    exact = exact_pairs(items)
-    exact_set = set()
-    for a, b in exact:
-        uf.union(a, b)
-        exact_set.add((min(a, b), max(a, b)))
-    cands = [(a, b, s) for a, b, s in candidate_pairs(vectors, candidate_similarity if verify else threshold, k,
-                                                    turned if verify else None)
-             if (a, b) not in exact_set]
-    checked: dict[tuple[int, int], float] = {}
+    for i in range(n):
+        uf.union(i, int(rep[i]))
+    found = candidate_pairs(vectors, candidate_similarity if verify else threshold, k, turned if verify else None)
+    if verify and thumbs is not None:
+        found += dihedral_pairs(thumbs)
+    best: dict[tuple[int, int], float] = {}
+    for a, b, s in found:
+        ra, rb = int(rep[a]), int(rep[b])
+        if ra != rb:
+            key = (min(ra, rb), max(ra, rb))
+            best[key] = max(best.get(key, -1.0), s)
+    cands = sorted(best.items(), key=lambda c: (-c[1], c[0]))  # most similar first: big groups form early
+    checked: dict[tuple[int, int], PairCheck] = {}
     verifier = PairVerifier(load) if verify else None
-    cands.sort(key=lambda c: (-c[2], c[0], c[1]))  # most similar first: big groups form early
+
+    def cosine(pairs):
+        return {(a, b): PairCheck(float(vectors[a] @ vectors[b]), "cosine") for a, b in pairs}
+
     with progress_bar(len(cands), "verifying pairs", enabled=progress, unit="pairs") as bar:
         for s in range(0, len(cands), BATCH_PAIRS):
-            batch = cands[s:s + BATCH_PAIRS]
-            # a pair already joined through others needs no check (its score is taken against the keeper)
-            todo = [(a, b) for a, b, _ in batch if uf.find(a) != uf.find(b)]
-            if verifier is not None:
-                scores = {p: c.score for p, c in verifier.check(todo).items()}
-            else:
-                scores = {(a, b): float(v) for a, b, v in batch}
-            for p in todo:
-                checked[p] = scores[p]
-                if scores[p] >= threshold:
-                    uf.union(*p)
+            batch = [p for p, _ in cands[s:s + BATCH_PAIRS]]
+            got = verifier.check(batch) if verifier is not None else cosine(batch)
+            checked.update(got)
             bar.advance(len(batch))
 
-    roots = np.array([uf.find(i) for i in range(n)])
+    def score_to(kept: int, members: list[int]) -> dict[int, PairCheck]:
+        """Each member checked against ``kept`` (ordered: the reason is the member's change)."""
+        out, todo = {}, []
+        for m in members:
+            if rep[m] == rep[kept]:
+                out[m] = PairCheck(1.0, "exact")
+            elif (int(rep[kept]), int(rep[m])) in checked:
+                out[m] = checked[(int(rep[kept]), int(rep[m]))]
+            else:
+                todo.append((int(rep[kept]), int(rep[m])))
+        todo = list(dict.fromkeys(todo))
+        got = verifier.check(todo) if verifier is not None else cosine(todo)
+        checked.update(got)
+        for m in members:
+            if m not in out:
+                out[m] = got[(int(rep[kept]), int(rep[m]))]
+        return out
+
+    # groups grow along verified pairs, strongest first; two groups merge only when every member
+    # of both verifies against the kept item of the merged group, so a chain A~B~C whose ends
+    # differ stays apart, and a copy joins the group of the picture it copies best
+    members_of: dict[int, list[int]] = {}
+    for i in range(n):
+        members_of.setdefault(uf.find(i), []).append(i)
+    rank = _keep_order(items, keep)
+    kept_of = {r: _keeper(m, rank) for r, m in members_of.items() if len(m) > 1}
+    scores_of: dict[int, dict[int, PairCheck]] = {r: score_to(kept_of[r], [x for x in m if x != kept_of[r]])
+                                                  for r, m in members_of.items() if len(m) > 1}
+    edges = sorted(((c.score, p) for p, c in checked.items() if c.score >= threshold and p[0] < p[1]),
+                   key=lambda e: (-e[0], e[1]))
+    for _, (a, b) in edges:
+        ra, rb = uf.find(a), uf.find(b)
+        if ra == rb:
+            continue
+        merged = members_of[ra] + members_of[rb]
+        kept = _keeper(merged, rank)
+        scores = score_to(kept, [m for m in merged if m != kept])
+        if all(c.score >= threshold for c in scores.values()):
+            uf.union(ra, rb)
+            r = uf.find(ra)
+            for old in (ra, rb):
+                members_of.pop(old, None)
+                kept_of.pop(old, None)
+                scores_of.pop(old, None)
+            members_of[r], kept_of[r], scores_of[r] = merged, kept, scores
+    plans = [(kept_of[r], sorted(m), scores_of[r]) for r, m in members_of.items() if len(m) > 1]
+    plans.sort(key=lambda p: p[1][0])
+
+    def col(name: str) -> np.ndarray:
+        return items[name].fillna(0).to_numpy() if name in items.columns else np.zeros(n)
+
+    width, height = col("width"), col("height")
     group = np.full(n, -1, np.int64)
     keep_flag = np.zeros(n, bool)
     score = np.zeros(n, np.float32)
     reason = np.array([""] * n, dtype=object)
-    members_of: dict[int, list[int]] = {}
-    for i, r in enumerate(roots):
-        members_of.setdefault(int(r), []).append(i)
-    gid = 0
-    extra: list[tuple[int, int]] = []
-    plans: list[tuple[int, int, list[int]]] = []
-    for r in sorted(members_of, key=lambda r: min(members_of[r])):
-        members = members_of[r]
-        if len(members) < 2:
-            continue
-        kept = _keeper(members, items, keep)
-        plans.append((gid, kept, members))
-        for m in members:
-            pair = (min(kept, m), max(kept, m))
-            if m != kept and pair not in exact_set and pair not in checked:
-                extra.append(pair)
-        gid += 1
-    if extra and verifier is not None:  # score every member against its keeper, not only a neighbour
-        for (a, b), c in verifier.check(extra).items():
-            checked[(a, b)] = c.score
-    elif extra:
-        for a, b in extra:
-            checked[(a, b)] = float(vectors[a] @ vectors[b])
-    hashes = {col: items[col].fillna("").astype(str).to_numpy() for col in ("pixel_hash", "content_hash")
-              if col in items.columns}
-    for g, kept, members in plans:
+    for g, (kept, members, scores) in enumerate(plans):
+        keep_flag[kept] = True
         for m in members:
             group[m] = g
-            pair = (min(kept, m), max(kept, m))
-            same = m == kept or pair in exact_set or any(h[m] and h[m] == h[kept] for h in hashes.values())
-            score[m] = 1.0 if same else max(0.0, checked.get(pair, 0.0))
-            reason[m] = "exact" if same else "near"
-        keep_flag[kept] = True
-        reason[kept] = "exact" if all(reason[m] == "exact" for m in members if m != kept) else "near"
+            if m == kept:
+                score[m], reason[m] = 1.0, "kept"
+                continue
+            c = scores[m]
+            score[m] = max(0.0, c.score) if c.method != "exact" else 1.0
+            if c.method == "exact":
+                reason[m] = "exact"
+            elif not verify:
+                reason[m] = "near"
+            else:
+                turned_q = abs(round(c.rotation / 90.0)) % 2 == 1
+                dims_m = (height[m], width[m]) if turned_q else (width[m], height[m])
+                reason[m] = reason_of(c, dims_m == (width[kept], height[kept]))
     return pd.DataFrame({
         "group": group, "keep": keep_flag, "score": np.round(score, 4),
         "is_duplicate": (group >= 0) & ~keep_flag, "reason": reason,
@@ -262,7 +418,7 @@ def summary(result: "pd.DataFrame", sizes: Sequence[int] | None = None) -> dict[
 def duplicates_table(items: "pd.DataFrame", result: "pd.DataFrame") -> "pd.DataFrame":  # noqa: F821
     """The ``duplicates.csv`` rows: one per item in a group, keeper first, with where and why.
 
-    Columns ``group,path,keep,score`` then ``reason`` (exact / near), ``frame``, ``window``
+    Columns ``group,path,keep,score`` then ``reason`` (see ``find_duplicates``), ``frame``, ``window``
     (``x,y,w,h`` of a tile), ``width``, ``height`` and ``bytes`` where known.
     """
     import pandas as pd

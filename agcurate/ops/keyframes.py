@@ -104,11 +104,11 @@ def select_keyframes(vectors: "np.ndarray", items: "pd.DataFrame",  # noqa: F821
     out["shot"] = shot[segment]
     out["is_repeat"] = shot[segment] != segment
     out["is_keyframe"] = keep
-    out["score"] = _distance_scores(v, keep)
+    out["score"] = distance_scores(v, keep)
     return out
 
 
-def _distance_scores(v: "np.ndarray", keep: "np.ndarray") -> "np.ndarray":  # noqa: F821
+def distance_scores(v: "np.ndarray", keep: "np.ndarray") -> "np.ndarray":  # noqa: F821
     """Cosine distance of each frame to the nearest keyframe other than itself (1.0 when none)."""
     import numpy as np
 

@@ -1,27 +1,19 @@
-"""Outlier scoring: how little each item belongs to its collection (or to a clean reference).
+"""Outlier scoring: quality issues (absolute) and novelty (relative), fused without clipping.
 
-Outliers often come as a group of look-alikes (10% clouded tiles resemble each other), so a small
-neighbourhood sees them as ordinary. The default method (``auto``) combines evidence that survives that:
+Curators ask two questions, answered apart and then combined:
 
-* ``knn``: mean cosine distance to the ``k`` nearest neighbours, ``k`` larger than a plausible outlier
-  group (30% of the collection, 5-100);
-* ``mcd``: robust Mahalanobis distance in PCA projections (12 and 16 dimensions, averaged) of the
-  embeddings (scikit-learn's minimum covariance determinant, fitted on the densest 75%): a small
-  group of look-alikes lies off the robust ellipsoid of the majority even when its members are
-  close to each other;
-* per-item signals: brightness, saturation, sharpness (blur) and no-data share for any image, and
-  for multi-band rasters the spectral cloud/snow signals (``sig_cloud``, ``sig_haze``,
-  ``sig_whiteness``, ``sig_snow``, ...), taken jointly as one robust Mahalanobis distance
-  (``spectral``), since they are physical and correlated.
+* **quality issues** (``ops.quality``): cloud, thin cloud / haze, snow, no data, dark, over-exposed,
+  blurry, low information; each a calibrated ``<issue>_score`` (0-1) and ``is_<issue>``, per item,
+  independent of the rest of the collection;
+* **novelty** (``ops.novelty``): how little an item belongs to the collection (or to a clean
+  reference) in embedding space, kNN distance at several neighbourhood sizes and a robust
+  Mahalanobis (density) view, as ``novelty_score`` (robust z-score) and ``is_novel``.
 
-Every component is calibrated into a robust z-score (median and MAD of the collection, or of the
-reference with ``reference``), clipped at 0 on the ordinary side. The score is the embedding
-evidence (the larger of ``knn_z`` and ``mcd_z``: an isolated odd item or a group off the majority)
-plus the signal evidence beyond 2 (the strongest pixel
-signal, or the spectral distance and no-data share for multi-band input): ordinary variation in
-brightness does not move the ranking, a white cloud or a snow field does. ``lof_z`` (local outlier
-factor at the same ``k``) is reported as a column. An item is an outlier when its score is at least
-``threshold`` (default 5), or when it is among the top ``contamination`` share.
+``score`` is the log-odds that an item has some issue or does not belong: every piece of evidence is
+turned into calibrated log-odds and fused as a noisy-OR (``fuse_logits``), which never clips, so
+weak evidence still ranks above none and items tie only when identical. An item is an outlier when
+its score is at least ``threshold`` (default 0: more likely than not), or when it is among the top
+``contamination`` share.
 """
 
 from __future__ import annotations
@@ -31,15 +23,11 @@ from collections.abc import Sequence
 
 import numpy as np
 
-DEFAULT_THRESHOLD = 5.0  # best mean F1 of the flags on the benchmark sets (0.81; 3.5 gave 0.73) and on
-                         # the held-out EuroSAT pairs (0.70; 3.5 gave 0.61): benchmarks/outliers_quality.py
-SIGNAL_SLACK = 2.0  # signal z-scores count only beyond this many robust standard deviations
+from .novelty import (FIT_ROWS, MCD_DIMS, MCD_FIT_ROWS, PCA_ABOVE, SAMPLE_BASE, mcd_component,  # noqa: F401
+                      reduce_vectors, robust_distance, robust_z, sampled_neighbours)
+
+DEFAULT_THRESHOLD = 0.0  # score is a log-odds: flag items more likely than not to have an issue or be novel
 METHODS = ("auto", "knn", "lof", "mcd", "signals", "iforest")
-PCA_ABOVE = 5_000  # beyond this many items, neighbours are searched on 64 PCA dimensions
-FIT_ROWS = 5_000  # PCA is fitted on at most this many (seeded) rows
-SAMPLE_BASE = 5_000  # beyond this many items, neighbours are searched in a seeded sample of this size
-MCD_FIT_ROWS = 2_000  # the robust covariance is fitted on at most this many (seeded) rows
-MCD_DIMS = (12, 16)  # PCA sizes for the robust Mahalanobis distance (fewer for small collections)
 
 # signal column -> (side, floor of its scale): "high" = only large values are outlying, "low" = only
 # small ones, "both" = either
@@ -60,56 +48,6 @@ SIGNALS: dict[str, tuple[str, float]] = {
 def default_k(n: int) -> int:
     """Neighbourhood size: 30% of the collection, at least 5 and at most 100 (and below ``n``)."""
     return max(1, min(n - 1, max(5, min(100, round(0.3 * n)))))
-
-
-def robust_z(values: np.ndarray, ref: np.ndarray | None = None, side: str = "high",
-             floor: float = 1e-6) -> np.ndarray:
-    """(x - median) / scale of ``ref`` (Iglewicz-Hoaglin): scale = 1.4826 MAD, or 1.2533 x mean absolute
-    deviation where MAD is 0, and never below ``floor``.
-
-    ``side="high"`` keeps only large values (clipped at 0), ``"low"`` only small ones, ``"both"`` the
-    absolute deviation.
-    NaN (signal absent for an item) scores 0.
-    """
-    x = np.asarray(values, dtype=np.float64)
-    r = x if ref is None else np.asarray(ref, dtype=np.float64)
-    r = r[np.isfinite(r)]
-    if r.size == 0:
-        return np.zeros_like(x)
-    med = float(np.median(r))
-    dev = np.abs(r - med)
-    mad = float(np.median(dev))
-    scale = max(1.4826 * mad if mad > 0 else 1.2533 * float(dev.mean()), floor)
-    z = (x - med) / scale
-    z = np.abs(z) if side == "both" else np.maximum(-z if side == "low" else z, 0.0)
-    return np.nan_to_num(z, nan=0.0)
-
-
-def _pca(base: np.ndarray, dims: int, seed: int):
-    """PCA fitted on at most ``FIT_ROWS`` seeded rows of ``base`` (eigen-decomposition of the covariance)."""
-    from sklearn.decomposition import PCA
-
-    rows = base
-    if len(base) > FIT_ROWS:
-        rows = base[np.random.default_rng(seed).choice(len(base), FIT_ROWS, replace=False)]
-    solver = "covariance_eigh" if len(rows) > base.shape[1] else "full"
-    return PCA(n_components=min(dims, len(rows), base.shape[1]), svd_solver=solver, random_state=seed).fit(rows)
-
-
-def reduce_vectors(vectors: np.ndarray, reference: np.ndarray | None = None, seed: int = 0):
-    """PCA to 64 dimensions for large collections (fit on the reference when given), re-normalised;
-    small collections and short vectors are returned unchanged."""
-    base = vectors if reference is None else reference
-    if len(base) <= PCA_ABOVE or vectors.shape[1] <= 64:
-        return vectors, reference
-    pca = _pca(base, 64, seed)
-
-    def tr(a):
-        out = pca.transform(a).astype(np.float32)
-        out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
-        return out
-
-    return tr(vectors), (None if reference is None else tr(reference))
 
 
 def _graph(dist: np.ndarray, ids: np.ndarray, n_cols: int, with_self: bool = False):
@@ -172,15 +110,7 @@ def neighbour_components(vectors: np.ndarray, k: int, reference: np.ndarray | No
 def _against(queries: np.ndarray, base: np.ndarray, k: int, lof, knn, sample: np.ndarray):
     """kNN distance and LOF of ``queries`` against the sampled ``base``; rows of ``queries`` that are
     in the sample (positions ``sample``) leave themselves out."""
-    qs, qi = knn(base, k + 1, queries=queries)
-    pos = np.full(len(queries), -1, np.int64)
-    pos[sample] = np.arange(len(sample))
-    is_self = qi == pos[:, None]
-    drop = np.where(is_self.any(axis=1), is_self.argmax(axis=1), k)  # else drop the (k+1)-th
-    keep = np.ones_like(qi, dtype=bool)
-    keep[np.arange(len(qi)), drop] = False
-    dist = np.clip(1.0 - qs[keep].reshape(len(qi), k), 0.0, 2.0)
-    ids = qi[keep].reshape(len(qi), k)
+    dist, ids = sampled_neighbours(queries, base, k, sample)
     return dist.mean(axis=1), -lof.score_samples(_graph(dist, ids, len(base)))
 
 
@@ -216,83 +146,101 @@ def _iforest(vectors: np.ndarray, sig, ref_vectors, ref_sig, seed: int) -> tuple
     return raw, ref_raw
 
 
-def robust_distance(fit: np.ndarray, query: np.ndarray | None = None, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Robust Mahalanobis distances (MinCovDet on the densest 75% of ``fit``): of ``fit`` and of ``query``.
+MIN_NOVELTY_ITEMS = 10  # novelty needs at least this many items (or reference items) to compare with
+NOVELTY_CALIBRATION = (4.38, 1.71)  # novelty_z -> log-odds (z - t) / s; fitted by outliers_quality.py --calibrate
 
-    The covariance is fitted on at most ``MCD_FIT_ROWS`` seeded rows of ``fit`` (FastMCD is slow on
-    large inputs); it falls back to a shrunk covariance (Ledoit-Wolf) when the robust fit is singular.
+
+DAMP = 4.0  # log-odds beyond this grow only logarithmically when fused
+
+
+def damp(logit: np.ndarray) -> np.ndarray:
+    """``DAMP * asinh(logit / DAMP)``: unchanged near 0, logarithmic far out, strictly increasing.
+
+    A measure far beyond its threshold is no more certain than one well beyond it (the calibration
+    data end there), so one extreme measure cannot drown every other piece of evidence.
     """
-    import warnings
-
-    from sklearn.covariance import LedoitWolf, MinCovDet
-
-    rows = fit
-    if len(fit) > MCD_FIT_ROWS:
-        rows = fit[np.random.default_rng(seed).choice(len(fit), MCD_FIT_ROWS, replace=False)]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            est = MinCovDet(support_fraction=0.75, random_state=seed).fit(rows)
-        except (ValueError, np.linalg.LinAlgError):
-            est = LedoitWolf().fit(rows)
-        d_fit = np.sqrt(np.maximum(est.mahalanobis(fit), 0))
-        d_q = d_fit if query is None else np.sqrt(np.maximum(est.mahalanobis(query), 0))
-    return d_fit, d_q
+    return DAMP * np.arcsinh(logit / DAMP)
 
 
-def mcd_component(vectors: np.ndarray, reference: np.ndarray | None = None, seed: int = 0) -> np.ndarray | None:
-    """Calibrated robust Mahalanobis distance of each item in PCA projections of the embeddings.
+def fuse_logits(logits: Sequence[np.ndarray], n: int) -> np.ndarray:
+    """Log-odds that at least one piece of evidence holds (noisy-OR of independent probabilities).
 
-    One projection per size in ``MCD_DIMS`` (capped at a tenth of the collection), each fitted on
-    the reference when given; their robust z-scores are averaged. None for tiny collections.
+    Each input is first damped (``damp``). Strictly increasing in every input and never saturating:
+    for strong evidence it behaves like the
+    sum of softplus(logit), for weak evidence like log-sum-exp of the logits, so an item with weak
+    evidence still ranks above a clean one (no clipping). NaN inputs (issue not measurable) are skipped.
     """
-    base = vectors if reference is None else reference
-    cap = min(len(base) // 10, base.shape[1])
-    dims_list = sorted({min(d, cap) for d in MCD_DIMS})
-    if cap < 2:
-        return None
-    pca = _pca(base, max(dims_list), seed)
-    proj_base = pca.transform(base)
-    proj = proj_base if reference is None else pca.transform(vectors)
-    zs = []
-    for dims in dims_list:
-        if reference is None:
-            d, _ = robust_distance(proj[:, :dims], None, seed)
-            zs.append(robust_z(d, None, "high", 1e-3))
-        else:
-            d_ref, d = robust_distance(proj_base[:, :dims], proj[:, :dims], seed)
-            zs.append(robust_z(d, d_ref, "high", 1e-3))
-    return np.mean(zs, axis=0)
+    from scipy.special import logsumexp
+
+    mats = [damp(np.asarray(x, np.float64)) for x in logits]
+    if not mats:
+        return np.zeros(n)
+    m = np.vstack(mats)
+    have = np.isfinite(m)
+    soft = np.where(have, np.logaddexp(0.0, np.where(have, m, 0.0)), 0.0)
+    log_clean = -soft.sum(axis=0)  # log P(no evidence holds)
+    with np.errstate(divide="ignore"):
+        out = np.log(-np.expm1(log_clean)) - log_clean
+    weak = log_clean > -1e-9  # every input strongly negative: log1p-accurate form
+    if weak.any():
+        out[weak] = logsumexp(np.where(have[:, weak], m[:, weak], -np.inf), axis=0)
+    out[~have.any(axis=0)] = -np.inf
+    return out
 
 
-def _spectral(sig, ref_sig, cols: list[str], seed: int) -> tuple[np.ndarray, np.ndarray | None]:
-    """One robust distance over the spectral signals, standardised by median and IQR of the base."""
-    base = sig[cols] if ref_sig is None else ref_sig[cols]
-    med = base.median()
-    iqr = (base.quantile(0.75) - base.quantile(0.25)).clip(lower=1e-3)
+def _novelty(method: str, vectors: np.ndarray, ref_vec: np.ndarray | None, items, reference_items,
+             k: int | None, seed: int) -> dict[str, np.ndarray]:
+    """The embedding evidence for ``method``: components (signed robust z-scores) and ``novelty_z``."""
+    from .novelty import knn_distances, novelty_components
 
-    def std(df):
-        return ((df[cols].fillna(med) - med) / iqr).to_numpy(dtype=np.float64)
-
-    if ref_sig is None:
-        d, _ = robust_distance(std(sig), None, seed)
-        return d, None
-    d_ref, d = robust_distance(std(ref_sig), std(sig), seed)
-    return d, d_ref
+    n_base = len(ref_vec) if ref_vec is not None else len(vectors)
+    if n_base < MIN_NOVELTY_ITEMS:  # too few to say what is usual: novelty not measured
+        return {"novelty_z": np.full(len(vectors), np.nan)}
+    if method == "auto" and k is None:
+        return novelty_components(vectors, ref_vec, seed)
+    k = default_k(n_base) if k is None else max(1, min(k, n_base - 1))
+    vec, ref = reduce_vectors(vectors, ref_vec, seed)
+    comps: dict[str, np.ndarray] = {}
+    if method in ("auto", "knn"):
+        d, d_ref = knn_distances(vec, [k], ref, seed)
+        comps["knn_z"] = robust_z(d[k], None if d_ref is None else d_ref[k], "signed", 1e-3)
+    if method in ("auto", "mcd"):
+        m = mcd_component(vec, ref, seed, side="signed")
+        if m is not None:
+            comps["mcd_z"] = m
+    if method == "lof":
+        nb = neighbour_components(vec, k, ref, seed)
+        comps["lof_z"] = robust_z(nb["lof"], nb.get("ref_lof"), "signed", 1e-3)
+    if method == "iforest":
+        sig = signal_frame(items)
+        ref_sig = signal_frame(reference_items) if ref is not None and reference_items is not None else None
+        if ref_sig is not None:
+            common = [c for c in sig.columns if c in ref_sig.columns]
+            sig, ref_sig = sig[common], ref_sig[common]
+        r, rr = _iforest(vectors, sig, ref_vec, ref_sig if ref_vec is not None else None, seed)
+        comps["iforest_z"] = robust_z(r, rr, "signed", 1e-3)
+    comps["novelty_z"] = np.max(list(comps.values()), axis=0) if comps else np.zeros(len(vectors))
+    return comps
 
 
 def score_outliers(vectors: np.ndarray, items, *, method: str = "auto", k: int | None = None,
                    contamination: float | None = None, threshold: float | None = None,
                    reference_vectors: np.ndarray | None = None, reference_items=None,
-                   seed: int = 0) -> "pd.DataFrame":  # noqa: F821
-    """Score items (rows of ``vectors``/``items``) for how little they belong; most outlying first.
+                   seed: int = 0, calibration: dict | None = None) -> "pd.DataFrame":  # noqa: F821
+    """Score items (rows of ``vectors``/``items``) for quality issues and novelty; most outlying first.
 
-    Returns one row per item: ``path, score, is_outlier, rank, window`` then the calibrated
-    components (``knn_z``, ``mcd_z``, ``lof_z``, ``<signal>_z``, ``spectral_z``), the raw ``knn``/``lof``
-    values and the signals. With ``reference_vectors`` (and ``reference_items``) items are scored
-    against that clean collection instead of against each other (novelty detection).
+    Returns one row per item: ``path, score, is_outlier, rank, window, issues`` then
+    ``<issue>_score``/``is_<issue>`` for every quality issue (``ops.quality``), ``novelty_score``
+    (robust z-score of the embedding evidence, ``ops.novelty``) and ``is_novel``, the components and
+    the measures. ``score`` is the log-odds that the item has some issue or does not belong (noisy-OR
+    of the calibrated evidence, ``fuse_logits``): 0 = even odds, every item strictly ordered.
+    ``method``: auto (quality + novelty), signals (quality only), knn, lof, mcd or iforest (novelty by
+    that method only). With ``reference_vectors`` novelty is measured against that clean collection.
+    ``calibration`` overrides thresholds: signal column -> (t, s), ``"novelty"`` -> (t, s).
     """
     import pandas as pd
+
+    from .quality import ISSUE_WORDS, ISSUES, quality_table
 
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose from {', '.join(METHODS)}")
@@ -300,45 +248,19 @@ def score_outliers(vectors: np.ndarray, items, *, method: str = "auto", k: int |
         raise ValueError("contamination must lie between 0 and 1")
     vectors = np.asarray(vectors, np.float32)
     n = len(vectors)
-    novelty = reference_vectors is not None
-    ref_vec = None if not novelty else np.asarray(reference_vectors, np.float32)
-    sig = signal_frame(items)
-    ref_sig = signal_frame(reference_items) if novelty and reference_items is not None else None
-    if ref_sig is not None:
-        common = [c for c in sig.columns if c in ref_sig.columns]
-        sig, ref_sig = sig[common], ref_sig[common]
-    n_base = len(ref_vec) if novelty else n
-    k = default_k(n_base) if k is None else max(1, min(k, n_base - 1))
+    cal = dict(calibration or {})
+    nov_t, nov_s = cal.pop("novelty", NOVELTY_CALIBRATION)
+    ref_vec = None if reference_vectors is None else np.asarray(reference_vectors, np.float32)
 
-    comps: dict[str, np.ndarray] = {}
-    raw: dict[str, np.ndarray] = {}
-    if method in ("auto", "knn", "lof", "mcd"):
-        vectors, ref_vec = reduce_vectors(vectors, ref_vec, seed)
-    if method in ("auto", "knn", "lof") and n_base >= 2:
-        nb = neighbour_components(vectors, k, ref_vec, seed)
-        for name in ("knn", "lof"):
-            if method in ("auto", name):
-                raw[name] = nb[name]
-                comps[f"{name}_z"] = robust_z(nb[name], nb.get(f"ref_{name}"), "high", 1e-3)
-    if method in ("auto", "mcd"):
-        m = mcd_component(vectors, ref_vec, seed)
-        if m is not None:
-            comps["mcd_z"] = m
-    if method in ("auto", "signals"):
-        for name in sig.columns:
-            side, floor = SIGNALS[name]
-            ref = None if ref_sig is None else ref_sig[name].to_numpy()
-            comps[f"{name}_z"] = robust_z(sig[name].to_numpy(), ref, side, floor)
-        spec = [c for c in sig.columns if c.startswith("sig_")]
-        if spec and (n_base > 3 * len(spec) + 3):
-            d, d_ref = _spectral(sig, ref_sig, spec, seed)
-            comps["spectral_z"] = robust_z(d, d_ref, "high", 1e-3)
-    if method == "iforest":
-        r, rr = _iforest(vectors, sig, ref_vec, ref_sig, seed)
-        raw["iforest"] = r
-        comps["iforest_z"] = robust_z(r, rr, "high", 1e-3)
+    quality = quality_table(items, cal)
+    comps = {} if method == "signals" else _novelty(method, vectors, ref_vec, items, reference_items, k, seed)
+    evidence = [] if method not in ("auto", "signals") else [quality[f"{i}_logit"].to_numpy() for i in ISSUES]
+    nov_logit = None
+    if "novelty_z" in comps:
+        nov_logit = (comps["novelty_z"] - nov_t) / nov_s
+        evidence.append(nov_logit)
+    score = fuse_logits(evidence, n)
 
-    score = _combine(comps, method, n)
     out = pd.DataFrame({"path": items["path"].to_numpy(), "score": np.round(score, 6)})
     if contamination is not None:
         n_out = int(math.ceil(contamination * n))
@@ -349,47 +271,31 @@ def score_outliers(vectors: np.ndarray, items, *, method: str = "auto", k: int |
         flag = score >= (DEFAULT_THRESHOLD if threshold is None else threshold)
     out["is_outlier"] = flag
     out["window"] = _windows(items)
-    for name, z in comps.items():
-        out[name] = np.round(z, 4)
-    for name, v in raw.items():
-        out[name] = np.round(v, 6)
-    for name in sig.columns:
-        col = "sharpness" if name == "log_sharpness" else name
-        out[col] = items[col].to_numpy()
+    named = {i: quality[f"is_{i}"].to_numpy() for i in ISSUES}
+    if nov_logit is not None:
+        named["novel"] = np.nan_to_num(nov_logit, nan=-np.inf) >= 0
+    out["issues"] = [", ".join(ISSUE_WORDS[i] for i, f in named.items() if f[j]) for j in range(n)]
+    out["basis"] = quality["basis"].to_numpy()
+    for issue in ISSUES:
+        out[f"{issue}_score"] = np.round(quality[f"{issue}_score"].to_numpy(), 4)
+        out[f"is_{issue}"] = quality[f"is_{issue}"].to_numpy()
+    if nov_logit is not None:
+        out["novelty_score"] = np.round(comps["novelty_z"], 4)
+        out["is_novel"] = named["novel"]
+        for name, z in comps.items():
+            if name != "novelty_z":
+                out[name] = np.round(z, 4)
+    for col in items.columns:
+        if col in MEASURES or col.startswith("sig_"):
+            out[col] = pd.to_numeric(items[col], errors="coerce").to_numpy()
     out["key"] = items["key"].to_numpy() if "key" in items.columns else out["path"]
-    out = out.iloc[np.lexsort((out["key"].to_numpy(), -np.round(score, 6)))].reset_index(drop=True)
+    out = out.iloc[np.lexsort((out["key"].to_numpy(), -score))].reset_index(drop=True)
     out.insert(3, "rank", np.arange(1, n + 1))
     return out
 
 
-EMBEDDING_COMPONENTS = ("knn_z", "mcd_z")
-
-
-def _combine(comps: dict[str, np.ndarray], method: str, n: int) -> np.ndarray:
-    """One score: embedding evidence (max of knn_z and mcd_z) + signal evidence beyond SIGNAL_SLACK.
-
-    Signal evidence is the strongest pixel signal; with spectral signals (multi-band rasters) it is
-    the joint spectral distance or the no-data share, whichever is stronger.
-    """
-    if not comps:
-        return np.zeros(n)
-    if method != "auto":
-        keys = [c for c in comps if c == f"{method}_z"] or list(comps)
-        if method == "signals":
-            return _signal_evidence(comps, n)
-        return np.mean([comps[c] for c in keys], axis=0)
-    emb = [comps[c] for c in EMBEDDING_COMPONENTS if c in comps]
-    score = np.max(emb, axis=0) if emb else np.zeros(n)
-    return score + np.maximum(_signal_evidence(comps, n) - SIGNAL_SLACK, 0.0)
-
-
-def _signal_evidence(comps: dict[str, np.ndarray], n: int) -> np.ndarray:
-    if "spectral_z" in comps:
-        keys = ["spectral_z", "nodata_z"]
-    else:
-        keys = [c for c in comps if c not in EMBEDDING_COMPONENTS and c not in ("lof_z", "iforest_z")]
-    vals = [comps[c] for c in keys if c in comps]
-    return np.max(vals, axis=0) if vals else np.zeros(n)
+MEASURES = ("brightness", "saturation", "sharpness", "nodata", "white_share", "clipped", "dark_channel",
+            "contrast", "blur")
 
 
 def _windows(items) -> np.ndarray:
@@ -408,8 +314,11 @@ def with_nodata_tiles(scored: "pd.DataFrame", nodata: Sequence[dict]) -> "pd.Dat
     """
     import pandas as pd
 
+    from .quality import ISSUE_WORDS
+
     rows = [{"path": r["path"], "window": r["window"], "score": np.nan, "is_outlier": True,
-             "reason": r["reason"], "key": r["key"] or r["path"]} for r in nodata]
+             "reason": r["reason"], "key": r["key"] or r["path"], "issues": ISSUE_WORDS["nodata"],
+             "is_nodata": True} for r in nodata]
     out = scored.copy()
     if "reason" not in out.columns:
         out.insert(5, "reason", "")
@@ -418,6 +327,8 @@ def with_nodata_tiles(scored: "pd.DataFrame", nodata: Sequence[dict]) -> "pd.Dat
     rows.sort(key=lambda r: (r["path"], [int(v) for v in r["window"].split(",")[1::-1] if v]))  # path, y, x
     extra = pd.DataFrame(rows)
     out = pd.concat([extra, out], ignore_index=True)[out.columns]
+    for col in [c for c in out.columns if c.startswith("is_")]:
+        out[col] = out[col].fillna(False).astype(bool)
     out["rank"] = np.arange(1, len(out) + 1)
     out["reason"] = out["reason"].fillna("")
     return out

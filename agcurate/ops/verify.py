@@ -1,26 +1,32 @@
 """Pixel-level verification of a candidate image pair: is one a transformed copy of the other?
 
 Global embeddings find candidates but confuse a crop with a look-alike. Here a pair is aligned
-(SIFT keypoints + RANSAC similarity transform, or one of the four right-angle rotations when too
-few keypoints match; small images also get a search over slight turns of each right angle) and the
-aligned pixels are compared by normalised cross-correlation, which ignores brightness and contrast
-changes. A copy scores near 1, two different leaves of one disease
-or two patches of one land-cover class score far lower. OpenCV is imported inside the functions.
+(SIFT keypoints + RANSAC similarity transform: scale, turn and shift, nothing else, so a view of
+the same scene from elsewhere does not fit; or one of the four right-angle rotations when too few
+keypoints match; small images also get a search over slight turns of each right angle), also with
+the second image mirrored, and the aligned pixels are compared by correlation: Pearson, which
+ignores brightness and contrast, and Spearman (ranks), which ignores any monotone colour curve.
+One image must lie (nearly) inside the other: a crop, a thumbnail or a padded copy is a copy, an
+overlapping neighbour tile is not. A copy with part of its content erased or overlaid (an edited
+photo, a watermark) scores on the part that still matches, when that part is most of the picture
+and matches almost exactly. A copy scores near 1; two different leaves of one disease or two
+patches of one land-cover class score far lower. OpenCV is imported inside the functions.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 import numpy as np
 
-SIDE = 256           # images are compared with their longer side at this many pixels
+SIDE = 256           # images are compared with their longer side at this many pixels ...
+MIN_SIDE = 128       # ... or at twice their own size when smaller (a 64 px patch: 128, SIFT 2x cheaper)
 MIN_INLIERS = 10     # RANSAC inliers needed to trust a keypoint alignment
-MIN_OVERLAP = 0.6    # aligned overlap as a share of the smaller image
+CONTAIN = 0.85       # share of one image's frame that must lie inside the other's (crop, not neighbour)
 BLUR_SIGMA = 2.0     # both sides are low-passed alike, so a blurred copy still correlates
 RICH = 30            # keypoints an image needs before a failed keypoint alignment counts against it
-MAX_CHROMA = 0.05    # mean colour shares of a copy stay this close (brightness/contrast included)
+MAX_CHROMA = 0.15    # mean colour shares of a textured copy stay this close (a colour grade moves them less)
 FLAT = 4.0           # grey-level spread below which correlation means little (water, bare soil)
 FLAT_CHROMA = 0.015  # ... and colours must agree this closely instead
 FILL_BLACK = 8       # grey level under which a pixel may be the black fill of a rotation
@@ -29,52 +35,114 @@ TILT = 10.0          # ... over this many degrees either way
 TILT_STEP = 1.0
 TILT_GATE = 0.3      # ... tried only when some right angle correlates this well unaligned
 RICH_PENALTY = 9.0   # a textured pair whose keypoints do not line up: correlation gap x (1 + this)
+SURE = 0.95          # a score this high needs no second look (mirrored, ranks)
+PARTIAL_INLIERS = 20  # keypoint inliers before a partly matching pair is looked at cell by cell
+CELLS = 8            # ... on a CELLS x CELLS grid of the first image
+CELL_MATCH = 0.9     # a cell matches when its own correlation reaches this
+PARTIAL_SHARE = 0.6  # an edited copy: at least this share of the textured cells match ...
+PARTIAL_SCORE = 0.97  # ... and the matching cells together correlate this well
+COLOUR_SHIFT = 0.02  # mean colour shares or grey level (0-1) moved this much: a colour change
+TINY_GATE = 0.8      # keypoint-rich pairs go on to whole-image checks only when 16 x 16 views correlate so
+PRE = 96             # strongest keypoints of each side matched first: a cheap rejection ...
+PRE_MATCHES = 8      # ... unless this many of their matches agree on one similarity transform
+# SIFT descriptors (4 x 4 cells x 8 orientations) of the mirrored image: the cell rows reverse and
+# the orientation bins run backwards (checked against descriptors recomputed on a flipped image)
+_IDX = np.arange(128).reshape(4, 4, 8)
+MIRROR_PERM = _IDX[::-1][:, :, (-np.arange(8)) % 8].reshape(-1)
 
 
 @dataclass
 class PairCheck:
-    """Outcome of comparing two images: correlation after alignment and how it was aligned."""
+    """Outcome of comparing two images: correlation after alignment and how it was aligned.
+
+    ``coverage``: share of the first image's frame that the second covers (below 1: a crop);
+    ``inside``: share of the second image's frame that lies inside the first (below 1: padded or
+    wider); ``edited``: share of the textured overlap that does not match (an edited copy);
+    ``colour``: the colours or grey levels differ (a grade, a filter, brightness)."""
 
     score: float
-    method: str          # "keypoints", "rotation" or "none"
+    method: str          # "keypoints", "rotation", "tilt", "crop", "colour" or "none"
     inliers: int = 0
     rotation: float = 0.0  # degrees, of the second image relative to the first
     scale: float = 1.0
     overlap: float = 0.0
+    mirrored: bool = False
+    coverage: float = 1.0
+    inside: float = 1.0
+    edited: float = 0.0
+    colour: bool = False
 
 
 @dataclass
 class Features:
     """What verification needs of one image, computed once: grey pixels and SIFT keypoints."""
 
-    gray: np.ndarray      # float32, longer side = SIDE
-    smooth: np.ndarray    # gray low-passed (about one original pixel) for correlation
+    gray: np.ndarray      # uint8, longer side = SIDE (or 2x its own, at least MIN_SIDE)
+    smooth: np.ndarray    # gray low-passed (about one original pixel), float32, for correlation
     points: np.ndarray    # (n, 2) float32 keypoint positions
     desc: np.ndarray | None
     scale: float = 1.0    # resize factor from the original pixels to ``gray``
     chroma: np.ndarray | None = None  # mean r, g, b shares: kept by brightness changes, not by a new scene
+    tiny: np.ndarray | None = None    # 16 x 16 squeezed, zero-mean unit vector: a cheap first look
+    _mirror: "Features | None" = field(default=None, repr=False)
+
+    def nbytes(self) -> int:
+        return int(self.gray.nbytes + self.smooth.nbytes + self.points.nbytes
+                   + (self.desc.nbytes if self.desc is not None else 0))
+
+
+def _sift(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    import cv2
+
+    sift = cv2.SIFT_create(nfeatures=1000, contrastThreshold=0.01)
+    kps, desc = sift.detectAndCompute(gray, None)
+    order = np.argsort([-k.response for k in kps], kind="stable")  # strongest first (``PRE``)
+    pts = np.array([k.pt for k in kps], np.float32).reshape(-1, 2)[order]
+    return pts, (desc[order] if desc is not None else None)
 
 
 def features(rgb: np.ndarray, side: int = SIDE) -> Features:
-    """Grey image resized to ``side`` on its longer edge, its smoothed copy and SIFT keypoints."""
+    """Grey image resized to ``side`` on its longer edge (small images: twice their size, at least
+    ``MIN_SIDE``), its smoothed copy and SIFT keypoints."""
     import cv2
 
     gray = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2GRAY) if rgb.ndim == 3 else rgb
     h, w = gray.shape[:2]
+    side = min(side, max(MIN_SIDE, 2 * max(h, w)))
     s = side / float(max(h, w))
     size = (max(8, round(w * s)), max(8, round(h * s)))
     interp = cv2.INTER_AREA if s < 1 else cv2.INTER_CUBIC
-    g = cv2.resize(gray, size, interpolation=interp)
-    sift = cv2.SIFT_create(nfeatures=1000, contrastThreshold=0.01)
-    kps, desc = sift.detectAndCompute(g, None)
-    pts = np.array([k.pt for k in kps], np.float32).reshape(-1, 2)
+    g = cv2.resize(np.ascontiguousarray(gray, dtype=np.uint8), size, interpolation=interp)
+    pts, desc = _sift(g)
     gf = g.astype(np.float32)
     sigma = max(BLUR_SIGMA, s)  # at least one original pixel: JPEG blocks of a small image vanish
     chroma = None
     if rgb.ndim == 3:
-        m = rgb.reshape(-1, rgb.shape[2])[:, :3].astype(np.float64).mean(axis=0)
+        m = np.asarray(cv2.mean(np.ascontiguousarray(rgb[:, :, :3])))[:3]
         chroma = m / max(1e-6, float(m.sum()))
-    return Features(gf, cv2.GaussianBlur(gf, (0, 0), sigma), pts, desc, s, chroma)
+    return Features(g, cv2.GaussianBlur(gf, (0, 0), sigma), pts, desc, s, chroma, _tiny(gf))
+
+
+def _tiny(g: np.ndarray) -> np.ndarray:
+    import cv2
+
+    t = cv2.resize(g, (16, 16), interpolation=cv2.INTER_AREA).astype(np.float32)
+    t -= t.mean()
+    return t / max(1e-6, float(np.linalg.norm(t)))
+
+
+def mirrored(f: Features) -> Features:
+    """``f`` of the image flipped left to right: pixels flipped, keypoints mirrored and their
+    descriptors permuted (``MIRROR_PERM``), so nothing is detected again; kept on ``f``."""
+    if f._mirror is None:
+        w = f.gray.shape[1]
+        pts = f.points.copy()
+        pts[:, 0] = (w - 1) - pts[:, 0]
+        desc = np.ascontiguousarray(f.desc[:, MIRROR_PERM]) if f.desc is not None else None
+        f._mirror = Features(np.ascontiguousarray(f.gray[:, ::-1]), np.ascontiguousarray(f.smooth[:, ::-1]),
+                             pts, desc, f.scale, f.chroma,
+                             np.ascontiguousarray(f.tiny[:, ::-1]) if f.tiny is not None else None)
+    return f._mirror
 
 
 def _ncc(a: np.ndarray, b: np.ndarray, mask: np.ndarray | None = None) -> float:
@@ -90,12 +158,86 @@ def _ncc(a: np.ndarray, b: np.ndarray, mask: np.ndarray | None = None) -> float:
     return float((a * b).sum() / den)
 
 
+def _rank_ncc(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> float:
+    """Spearman correlation over ``mask``: the same for any monotone change of either side's tones
+    (curves, gamma, a filter), where Pearson only forgives brightness and contrast."""
+    from scipy.stats import rankdata
+
+    a, b = a[mask], b[mask]
+    if a.size < 64:
+        return 0.0
+    return _ncc(rankdata(a).astype(np.float32), rankdata(b).astype(np.float32))
+
+
+def _frame_share(M: np.ndarray, src: tuple[int, int], dst: tuple[int, int]) -> float:
+    """Share of the ``src`` frame (h, w) that ``M`` maps inside the ``dst`` frame (h, w)."""
+    import cv2
+
+    h, w = src
+    corners = np.array([[0, 0], [w, 0], [w, h], [0, h]], np.float32).reshape(-1, 1, 2)
+    poly = cv2.transform(corners, M).reshape(-1, 2)
+    area = abs(float(cv2.contourArea(poly)))
+    frame = np.array([[0, 0], [dst[1], 0], [dst[1], dst[0]], [0, dst[0]]], np.float32)
+    inter, _ = cv2.intersectConvexConvex(poly.astype(np.float32), frame)
+    return float(inter) / max(1e-6, area)
+
+
+def _cells(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> tuple[float, float]:
+    """Cell by cell on a ``CELLS`` grid: (share of the textured cells that match, correlation of the
+    matching cells together). An edited copy matches everywhere but where it was changed."""
+    h, w = a.shape
+    ys = np.linspace(0, h, CELLS + 1).astype(int)
+    xs = np.linspace(0, w, CELLS + 1).astype(int)
+    good = np.zeros_like(mask)
+    textured = matched = 0
+    for y0, y1 in zip(ys[:-1], ys[1:]):
+        for x0, x1 in zip(xs[:-1], xs[1:]):
+            m = mask[y0:y1, x0:x1]
+            if m.sum() < 0.5 * m.size:
+                continue
+            ca, cb = a[y0:y1, x0:x1][m], b[y0:y1, x0:x1][m]
+            if max(float(ca.std()), float(cb.std())) < FLAT:
+                continue
+            textured += 1
+            if _ncc(ca, cb) >= CELL_MATCH:
+                matched += 1
+                good[y0:y1, x0:x1] |= m
+    if not textured:
+        return 0.0, 0.0
+    return matched / textured, _ncc(a, b, good) if matched else 0.0
+
+
+def _pre_check(fa: Features, fb: Features, matches) -> bool:
+    """Could the pair align? The ``PRE`` strongest keypoints of each side matched against all of
+    the other's, and the matches must agree on one similarity transform (``PRE_MATCHES`` inliers).
+    Look-alike textures (leaves, fields) find a few matches by chance, but not consistent ones."""
+    import cv2
+
+    fwd = matches(fb.desc[:PRE], fa.desc)
+    back = matches(fa.desc[:PRE], fb.desc)
+    if len(fwd) + len(back) < PRE_MATCHES:
+        return False
+    src = np.concatenate([fb.points[[m.queryIdx for m in fwd]].reshape(-1, 2),
+                          fb.points[[m.trainIdx for m in back]].reshape(-1, 2)])
+    dst = np.concatenate([fa.points[[m.trainIdx for m in fwd]].reshape(-1, 2),
+                          fa.points[[m.queryIdx for m in back]].reshape(-1, 2)])
+    M, inl = cv2.estimateAffinePartial2D(src, dst, method=cv2.RANSAC, ransacReprojThreshold=4.0,
+                                         maxIters=500, confidence=0.99, refineIters=0)
+    return M is not None and inl is not None and int(inl.sum()) >= PRE_MATCHES
+
+
 def _keypoint_check(fa: Features, fb: Features) -> PairCheck | None:
     import cv2
 
     if fa.desc is None or fb.desc is None or len(fa.desc) < 4 or len(fb.desc) < 4:
         return None
     matcher = cv2.BFMatcher(cv2.NORM_L2)
+
+    def matches(q, t):
+        return [m[0] for m in matcher.knnMatch(q, t, k=2) if len(m) == 2 and m[0].distance < 0.8 * m[1].distance]
+
+    if len(fb.desc) > 2 * PRE and len(fa.desc) > 2 * PRE and not _pre_check(fa, fb, matches):
+        return None
     pairs = matcher.knnMatch(fb.desc, fa.desc, k=2)
     good = [m[0] for m in pairs if len(m) == 2 and m[0].distance < 0.8 * m[1].distance]
     if len(good) < MIN_INLIERS:
@@ -111,16 +253,19 @@ def _keypoint_check(fa: Features, fb: Features) -> PairCheck | None:
         return None
     scale = float(np.hypot(M[0, 0], M[1, 0]))
     angle = float(np.degrees(np.arctan2(M[1, 0], M[0, 0])))
-    if not 0.25 <= scale <= 4.0:
+    if not 0.1 <= scale <= 10.0:
         return None
     h, w = fa.gray.shape
+    inside = _frame_share(M, fb.gray.shape, (h, w))
+    coverage = _frame_share(cv2.invertAffineTransform(M), (h, w), fb.gray.shape)
     warped = cv2.warpAffine(fb.smooth, M, (w, h), flags=cv2.INTER_LINEAR, borderValue=0)
     valid = cv2.warpAffine(np.ones_like(fb.gray, np.uint8), M, (w, h), flags=cv2.INTER_NEAREST, borderValue=0)
-    valid = cv2.erode(valid, np.ones((7, 7), np.uint8)).astype(bool)
+    valid = cv2.erode(valid, np.ones((7, 7), np.uint8))
     area_b = fb.gray.size * scale * scale
-    overlap = float(valid.sum()) / max(1.0, min(float(fa.gray.size), area_b))
-    if overlap < MIN_OVERLAP:
-        return PairCheck(0.0, "keypoints", n_in, angle, scale, overlap)
+    overlap = float(np.count_nonzero(valid)) / max(1.0, min(float(fa.gray.size), area_b))
+    check = PairCheck(0.0, "keypoints", n_in, angle, scale, overlap, coverage=coverage, inside=inside)
+    if max(inside, coverage) < CONTAIN:  # neither lies inside the other: neighbours, not copies
+        return check
     # corners filled by a rotation are not content: ignore pixels that are black in one image and
     # not in the other, widened by the blur radius (the smoothed black bleeds into its surroundings,
     # which on a low-contrast image outweighs the content) and by JPEG ringing at the fill's edge
@@ -132,9 +277,22 @@ def _keypoint_check(fa: Features, fb: Features) -> PairCheck | None:
     disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
     fill = cv2.morphologyEx(fill.astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
     fill = cv2.dilate(fill, disc).astype(bool)
-    inner = cv2.erode(valid.astype(np.uint8), disc, borderType=cv2.BORDER_CONSTANT, borderValue=0).astype(bool)
+    inner = cv2.erode(valid, disc, borderType=cv2.BORDER_CONSTANT, borderValue=0).astype(bool)
     mask = inner & ~fill
-    return PairCheck(_ncc(fa.smooth, warped, mask), "keypoints", n_in, angle, scale, overlap)
+    check.score = _ncc(fa.smooth, warped, mask)
+    check.colour = _tone_change(fa.smooth[mask], warped[mask])
+    if abs(angle - 90.0 * round(angle / 90.0)) < 1.0:  # no rotation corners: fill inside is an erasure
+        check.edited = float(np.count_nonzero(fill & inner)) / max(1, np.count_nonzero(inner))
+    if check.score < SURE:
+        check.score = max(check.score, _rank_ncc(fa.smooth, warped, mask))
+    if check.score < SURE and n_in >= PARTIAL_INLIERS:
+        # an edited copy: part of it erased, painted or written over; the rest matches exactly
+        # (erased areas are black in one image only, which the fill rule above left out, so they
+        # are judged on all pixels of the aligned frame)
+        share, part = _cells(fa.smooth, warped, inner)
+        if share >= PARTIAL_SHARE and part >= PARTIAL_SCORE and part > check.score:
+            check.score, check.edited = part, max(check.edited, 1.0 - share)
+    return check
 
 
 def _rotation_check(fa: Features, fb: Features) -> PairCheck:
@@ -227,12 +385,47 @@ def _crop_check(fa: Features, fb: Features) -> PairCheck | None:
         res = cv2.matchTemplate(big.smooth, tmpl, cv2.TM_CCOEFF_NORMED)
         score = float(res.max())
         if best is None or score > best.score:
-            best = PairCheck(score, "crop", 0, 0.0, f if not swap else 1 / f, 1.0)
+            share = h * w / float(bh * bw)
+            best = PairCheck(score, "crop", 0, 0.0, f if not swap else 1 / f, 1.0,
+                             coverage=1.0 if swap else share, inside=share if swap else 1.0)
+    return best
+
+
+def _tone_change(a: np.ndarray, b: np.ndarray) -> bool:
+    """Grey levels of two aligned pixel sets differ in level or spread beyond re-encoding noise."""
+    if a.size < 64:
+        return False
+    ma, mb = float(a.mean()), float(b.mean())
+    sa, sb = float(a.std()), float(b.std())
+    # spread is compared loosely: the side shown at lower resolution is smoothed more
+    return abs(ma - mb) > 2 * COLOUR_SHIFT * 255 or not 0.7 <= (sb + 1) / (sa + 1) <= 1 / 0.7
+
+
+def _oriented(fa: Features, fb: Features) -> PairCheck:
+    """``compare`` for one orientation of ``fb`` (turns included, mirror not)."""
+    kp = _keypoint_check(fa, fb)
+    if kp is not None and kp.score >= 0.5:
+        return kp
+    rich = min(1.0, min(len(fa.points), len(fb.points)) / RICH)
+    if rich >= 1.0 and fa.tiny is not None and fb.tiny is not None and \
+            max(float((fa.tiny * np.rot90(fb.tiny, k)).sum()) for k in range(4)) < TINY_GATE:
+        # keypoint-rich and unaligned: only a near-identical picture could still score (the
+        # penalty below), and that shows already at 16 x 16
+        return kp if kp is not None else PairCheck(0.0, "none")
+    rot = _rotation_check(fa, fb)
+    # a slight turn of a right angle still correlates somewhat unaligned: search only then
+    tilt = _tilt_check(fa, fb) if rot.score >= TILT_GATE else None
+    alts = [c for c in (rot, _crop_check(fa, fb), tilt) if c is not None]
+    best = max(alts, key=lambda c: c.score)
+    best.score = 1.0 - (1.0 - best.score) * (1.0 + RICH_PENALTY * rich)
+    if kp is not None and kp.score > best.score:
+        return kp
     return best
 
 
 def compare(fa: Features, fb: Features) -> PairCheck:
-    """Best alignment of ``fb`` onto ``fa`` and the correlation of the aligned pixels (-1..1).
+    """Best alignment of ``fb`` onto ``fa`` (or of ``fb`` mirrored) and the correlation of the
+    aligned pixels (-1..1), with what changed between them (``PairCheck``).
 
     When both images have plenty of keypoints but none line up, a whole-image correlation is
     discounted: smooth look-alikes (a leaf on a plain background) correlate well at low frequency.
@@ -245,16 +438,13 @@ def compare(fa: Features, fb: Features) -> PairCheck:
         dc = float(np.abs(fa.chroma - fb.chroma).max())
         if dc > MAX_CHROMA or (flat and dc > FLAT_CHROMA):
             return PairCheck(0.0, "colour")
-    kp = _keypoint_check(fa, fb)
-    if kp is not None and kp.score >= 0.5:
-        return kp
-    rot = _rotation_check(fa, fb)
-    # a slight turn of a right angle still correlates somewhat unaligned: search only then
-    tilt = _tilt_check(fa, fb) if rot.score >= TILT_GATE else None
-    alts = [c for c in (rot, _crop_check(fa, fb), tilt) if c is not None]
-    best = max(alts, key=lambda c: c.score)
-    rich = min(1.0, min(len(fa.points), len(fb.points)) / RICH)
-    best.score = 1.0 - (1.0 - best.score) * (1.0 + RICH_PENALTY * rich)
-    if kp is not None and kp.score > best.score:
-        return kp
+    best = _oriented(fa, fb)
+    if best.score < SURE:
+        flip = _oriented(fa, mirrored(fb))
+        if flip.score > best.score:
+            best = flip
+            best.mirrored = True
+    whole = best.coverage >= 0.9 and best.inside >= 0.9
+    best.colour = best.colour or (whole and dc > COLOUR_SHIFT) or (best.method != "keypoints" and whole
+                                                   and _tone_change(fa.smooth, fb.smooth))
     return best

@@ -1,4 +1,5 @@
-"""``dedup.html``: duplicate groups side by side, the kept file outlined."""
+"""``dedup.html``: every copy beside its kept file with the kind of change and the score (a table
+that sorts by score, group or kind), then the groups side by side, the kept file outlined."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from .html import file_href, human_bytes, render_page, table_thumbnails, where_t
 
 def write_dedup_page(out: str | os.PathLike, table, items, summary: dict, *, threshold: float,
                      keep: str) -> Path:
-    """``dedup.html``: one section per group, its files side by side, the kept one outlined.
+    """``dedup.html``: a sortable table of copy/kept pairs (reason, score), then one section per
+    group, its files side by side, the kept one outlined.
 
     ``table`` is ``duplicates_table``'s frame, ``items`` the items table it was made from.
     """
@@ -27,7 +29,13 @@ def write_dedup_page(out: str | os.PathLike, table, items, summary: dict, *, thr
             "score": float(r.score), "reason": r.reason, "where": where_text(int(r.frame), str(r.window or "")),
             "dims": f"{int(r.width)}x{int(r.height)}", "size": human_bytes(r.bytes) if int(r.bytes) > 0 else "",
         })
-    return render_page(out, "dedup.html.j2", groups=list(groups.values()), summary=summary,
+    pairs = []
+    for g in groups.values():
+        kept = next((m for m in g["members"] if m["keep"]), None)
+        for m in g["members"]:
+            if kept is not None and not m["keep"]:
+                pairs.append({"group": g["id"], "kept": kept, "member": m})
+    return render_page(out, "dedup.html.j2", groups=list(groups.values()), pairs=pairs, summary=summary,
                        freed=human_bytes(summary.get("bytes", 0)), threshold=threshold, keep=keep)
 
 

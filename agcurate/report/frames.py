@@ -29,9 +29,11 @@ def write_frames_html(result, out: str | os.PathLike) -> Path:
             rel = f"frames/{v.folder}/{name}" if v.folder else f"frames/{name}"
             frames.append({"src": rel, "frame": int(r.frame), "time": format_time(r.time_s),
                            "score": float(r.score), "segment": int(r.segment),
+                           "reason": getattr(r, "reason", "") or "",
+                           "overlap": float(getattr(r, "overlap", float("nan"))),
                            "exists": (out.parent / rel).is_file()})
         videos.append({"path": v.path, "name": Path(v.path).name, "duration": format_time(dur),
-                       "sampled": len(t), "segments": len(segs),
+                       "sampled": v.n_sampled, "segments": len(segs),
                        "repeats": sum(s["repeat"] for s in segs), "frames": frames, "timeline": segs})
     return render_page(out, "frames.html.j2", videos=videos, n_kept=result.n_kept,
                        n_sampled=result.n_sampled, duration=format_time(result.duration_s))

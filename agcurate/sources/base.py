@@ -52,14 +52,18 @@ def at_least(flag: str, value, low) -> None:
 
 
 def parse_bands(text: str | None) -> list[str] | None:
-    """``"B04,B03,B02"`` or ``"3,2,1"`` -> the tokens, checked: 1 or 3 bands, each a 1-based number,
-    a Sentinel-2 band name (B01..B12, B8A) or a role (red, green, blue, nir, swir)."""
+    """``"B04,B03,B02"`` or ``"3,2,1"`` -> the tokens, checked: 1 or 3 bands (a grey or colour picture),
+    or ``all`` / 4 or more (a band encoder sees each band), each a 1-based number, a Sentinel-2 band
+    name (B01..B12, B8A) or a role (red, green, blue, nir, swir)."""
     if text is None:
         return None
+    if str(text).strip().lower() == "all":
+        return ["all"]
     tokens = [t.strip() for t in str(text).split(",")]
     accepted = "1-based numbers (3,2,1), Sentinel-2 names (B04,B03,B02) or roles (red,green,blue,nir,swir)"
-    if not all(tokens) or len(tokens) not in (1, 3):
-        raise UsageError(f"--bands {text!r}: give 1 or 3 bands, comma separated, as {accepted}")
+    if not all(tokens) or len(tokens) == 2:
+        raise UsageError(f"--bands {text!r}: give 1 or 3 bands, comma separated, as {accepted} "
+                         "(or all, or 4 or more bands, for an encoder that sees every band)")
     for t in tokens:
         if t.isdigit():
             if int(t) < 1:
@@ -112,6 +116,7 @@ class Decoded:
     nodata: np.ndarray | None = None
     content_hash: str = ""
     size: tuple[int, int] | None = None  # original (width, height) when decoded at reduced scale
+    bands: np.ndarray | None = None  # (H, W, C) uint8 of the selected bands, for a band encoder (--bands all)
 
 
 def read_error(exc: Exception) -> str:

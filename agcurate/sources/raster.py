@@ -9,6 +9,9 @@ cloud stays white and a dark field stays dark:
 * float data (reflectance 0-1): 0-0.3;
 * ``--stretch LO,HI`` sets the clip range for every raster (e.g. ``5000,15000`` for Landsat L1 DN).
 
+``--bands all`` (or 4 or more bands) hands every selected band to a band encoder (``Decoded.bands``,
+8-bit by the same stretch) beside the true-colour picture used for thumbnails and pixel signals.
+
 Each item also gets spectral signals from its reflectance, taken as 0.3 x (value - LO) / (HI - LO),
 i.e. DN / 10000 for Sentinel-2 at the default stretch (see ``spectral_signals``).
 
@@ -48,7 +51,7 @@ from .tiling import nodata_reason, tile_windows
 
 S2_ORDER_13 = ["B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B10", "B11", "B12"]
 S2_ORDER_12 = [b for b in S2_ORDER_13 if b != "B10"]
-S2_ROLES = {"blue": "B02", "green": "B03", "red": "B04", "nir": "B08", "swir": "B11"}
+S2_ROLES = {"blue": "B02", "green": "B03", "red": "B04", "nir": "B08", "swir": "B11", "cirrus": "B10"}
 S2_TRUE_COLOUR = ["B04", "B03", "B02"]
 BAND_FILE = re.compile(r"^(?:(?P<prefix>.*)_)?(?P<band>B(?:\d{1,2}|8A))\.tiff?$", re.IGNORECASE)
 FIXED_STRETCH = {"uint8": (0.0, 255.0), "int": (0.0, 3000.0), "float": (0.0, 0.3)}
@@ -310,10 +313,14 @@ def _fmt(v: float) -> str:
 
 def resolve_variant(st: Stack, opts: SourceOptions) -> tuple[list[int], tuple[float, float], str]:
     """Display bands (0-based), stretch and the variant string that puts both into the cache key."""
-    if opts.bands:
+    if opts.bands and opts.bands.strip().lower() == "all":
+        bands = list(range(len(st.names)))  # every band, in the file's order
+        if len(bands) == 2:
+            raise SourceError("--bands all: a 2-band raster is neither a picture nor a band stack; name 1 band")
+    elif opts.bands:
         bands = [st.index(t) for t in opts.bands.split(",") if t.strip()]
-        if len(bands) not in (1, 3):
-            raise SourceError(f"--bands needs 1 or 3 bands, got {len(bands)}")
+        if len(bands) == 2:
+            raise SourceError(f"--bands needs 1 or 3 bands, or 4 or more, got {len(bands)}")
     else:
         bands = st.default_bands()
     stretch = parse_stretch(getattr(opts, "stretch", None)) or FIXED_STRETCH[st.kind]
@@ -349,6 +356,8 @@ def spectral_signals(refl: dict[str, np.ndarray], valid: np.ndarray, calibrated:
     bright (visible > 0.25), white (whiteness < 0.7) and pass the haze test blue - 0.5 red > 0.08;
     ``haze``: mean haze-optimised transform blue - 0.5 red (Zhang et al. 2002), high for thin cloud;
     ``ndvi`` with a NIR band; ``ndsi`` and ``snow`` (NDSI > 0.4 and NIR > 0.11) with a SWIR band.
+    ``cirrus``: mean cirrus-band (B10) reflectance, where present.
+    ``dark_object``: 5th percentile of the per-pixel minimum visible reflectance (lifted by haze).
     """
     out: dict[str, float] = {}
     if not valid.any() or not all(r in refl for r in ("red", "green", "blue")):
@@ -362,6 +371,10 @@ def spectral_signals(refl: dict[str, np.ndarray], valid: np.ndarray, calibrated:
         out["vis_reflectance"] = float(vis.mean())
         out["haze"] = float(np.mean(b - 0.5 * r))
         out["cloud"] = float(np.mean((vis > 0.25) & (white < 0.7) & (hot > 0)))
+        # dark-object value (Chavez 1988): haze and thin cloud lift the darkest pixels of every band
+        out["dark_object"] = float(np.percentile(np.minimum(np.minimum(r, g), b), 5))
+        if "cirrus" in refl:  # B10 (1375 nm): thin cirrus reflects, the ground is dark (L1C only)
+            out["cirrus"] = float(refl["cirrus"][valid].mean())
     if "nir" in refl:
         n = refl["nir"][valid]
         out["ndvi"] = float(np.mean((n - r) / np.maximum(n + r, 1e-3)))
@@ -479,8 +492,11 @@ class RasterSource(Source):
 
     def _decode(self, st: Stack, it: Item) -> Decoded:
         bands, (lo, hi) = parse_variant(st, it.variant)
-        roles = {r: i for r, i in st.roles.items() if r in ("red", "green", "blue", "nir", "swir")}
-        need = sorted(set(bands) | set(roles.values()))
+        stack = bands if len(bands) not in (1, 3) else None  # a band encoder's bands (--bands all)
+        if stack is not None:
+            bands = st.default_bands()  # the picture (thumbnails, pixel signals) stays true colour
+        roles = {r: i for r, i in st.roles.items() if r in ("red", "green", "blue", "nir", "swir", "cirrus")}
+        need = sorted(set(bands) | set(roles.values()) | set(stack or ()))
         data = st.read(need, it.window)
         pos = {b: j for j, b in enumerate(need)}
         nodata = np.all(data == (st.nodata if st.nodata is not None else 0), axis=0)
@@ -491,10 +507,14 @@ class RasterSource(Source):
                 return Decoded(it, error=reason, nodata=nodata)
         rgb = stretch_to_uint8(data[[pos[b] for b in bands]], lo, hi)
         rgb[nodata] = 0
+        px = None
+        if stack is not None:
+            px = stretch_to_uint8(data[[pos[b] for b in stack]], lo, hi)
+            px[nodata] = 0
         # reflectance: the stretch range maps to 0-0.3 (exact for Sentinel-2 DN / 10000 at 0-3000)
         refl = {r: (data[pos[i]] - lo) * (0.3 / (hi - lo)) for r, i in roles.items()}
         signals = spectral_signals(refl, ~nodata, calibrated=st.kind != "uint8")
         h = hashlib.blake2b(digest_size=16)
         h.update(np.ascontiguousarray(data).tobytes())
         return Decoded(it, rgb=rgb, signals=signals, nodata=nodata, content_hash=h.hexdigest(),
-                       size=(rgb.shape[1], rgb.shape[0]))
+                       size=(rgb.shape[1], rgb.shape[0]), bands=px)

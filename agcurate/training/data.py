@@ -103,13 +103,12 @@ def decode_pixels(item: Item, opts: SourceOptions, sources, max_short_side: int)
     h, w = pixels.shape[:2]
     short = min(h, w)
     if short > max_short_side:
-        import cv2
+        from ..encoders.bands import resize_bands
 
         f = max_short_side / short
-        pixels = cv2.resize(np.ascontiguousarray(pixels), (max(1, round(w * f)), max(1, round(h * f))),
-                            interpolation=cv2.INTER_AREA)
         if pixels.ndim == 2:
             pixels = pixels[:, :, None]
+        pixels = resize_bands(pixels, (max(1, round(w * f)), max(1, round(h * f))))
     return pixels, None
 
 

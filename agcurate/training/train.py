@@ -45,6 +45,9 @@ class PretrainConfig:
     workers: int | None = None
     threads: int | None = None
     max_steps_per_epoch: int | None = None
+    bands: str | None = None    # --bands: all (or 4+ bands) trains a band encoder; 1 or 3 a picture
+    stretch: str | None = None  # --stretch LO,HI of raster values to 8 bits
+    tile: int | None = None     # --tile: train on tiles of large rasters and images
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
     def to_dict(self) -> dict:
@@ -72,6 +75,7 @@ class PretrainResult:
     device: str
     config: dict
     seconds: float
+    bands: tuple | None = None  # the encoder's bands, when it is a band encoder
 
 
 @dataclass
@@ -84,6 +88,8 @@ class Backbone:
     input_size: int
     mean: tuple
     std: tuple
+    bands: tuple | None = None   # a band encoder's bands (its stem takes one channel per band)
+    stretch: str | None = None
 
 
 def init_backbone(init: str) -> Backbone:
@@ -110,7 +116,30 @@ def init_backbone(init: str) -> Backbone:
         arch = read_checkpoint(enc.name[5:])["arch"]
     else:
         raise AgcurateError(f"--init {init}: cannot tell the architecture of {enc.name} to save it again")
-    return Backbone(enc.build(), arch, enc.dim, enc.input_size, tuple(enc.mean), tuple(enc.std))
+    return Backbone(enc.build(), arch, enc.dim, enc.input_size, tuple(enc.mean), tuple(enc.std), enc.bands, enc.stretch)
+
+
+def fit_backbone_bands(bb: Backbone, items, opts: SourceOptions, say: Callable[[str], None]) -> None:
+    """Give ``bb`` the bands of a multi-band collection (``--bands all``), in place: its stem inflated
+    to them and per-band normalisation measured on the collection; a band encoder's own bands are
+    checked instead. Pictures leave it as it is."""
+    from ..embedding.bands import STATS_SAMPLE, band_statistics, rgb_positions
+    from ..encoders.bands import (check_items_bands, collection_bands, effective_normalisation, inflate_stem,
+                                  variant_bands, variant_stretch)
+
+    if bb.bands:
+        check_items_bands(bb.bands, items, f"--init {bb.arch} (trained on bands)")
+        return
+    bands = collection_bands(items)
+    if bands is None:
+        return
+    first = next(it for it in items if variant_bands(it) == bands)
+    band_mean, band_std = band_statistics(items, opts)
+    inflate_stem(bb.module, rgb_positions(first, bands))
+    bb.mean, bb.std = effective_normalisation(band_mean, band_std, bb.mean, bb.std)
+    bb.bands, bb.stretch = tuple(bands), variant_stretch(first)
+    say(f"training a {len(bands)}-band encoder ({','.join(bands)}); per-band statistics from "
+        f"{min(len(items), STATS_SAMPLE)} items")
 
 
 def _imagenet():
@@ -169,6 +198,7 @@ def pretrain(paths: Iterable[str | Path] | None, out: str | Path = "model.pt",
     import torch
 
     from ..embedding.loader import fork_safe_opencv
+    from ..encoders.bands import band_options
     from ..progress import progress_bar
     from ..encoders.runners import resolve_device
     from .augment import make_views
@@ -190,7 +220,9 @@ def pretrain(paths: Iterable[str | Path] | None, out: str | Path = "model.pt",
         say(f"no checkpoint at {ckpt_path}: starting from the beginning")
     cfg.batch_size = cfg.batch_size or (256 if cuda else 64)
     cfg.image_size = cfg.image_size or (224 if cuda else 128)
-    opts = source_options or SourceOptions()
+    opts = source_options or SourceOptions(tile=cfg.tile, bands=cfg.bands, stretch=cfg.stretch)
+    bb = init_backbone(cfg.init)
+    opts = band_options(bb.bands, bb.stretch, opts)  # an encoder trained on bands goes on with them
 
     entries, skipped = _entries(paths, pairs, opts, store)
     if len(entries) < 2:
@@ -203,7 +235,7 @@ def pretrain(paths: Iterable[str | Path] | None, out: str | Path = "model.pt",
     # no cudnn.benchmark on CUDA: autotuning lite0's convolutions took 36 s on the first step
     # (H100, batch 64) for no faster steps afterwards (66 ms either way)
 
-    bb = init_backbone(cfg.init)
+    fit_backbone_bands(bb, [it for entry in entries for it in entry], opts, say)
     cfg.embed_size = cfg.embed_size or bb.input_size
     model = build_method(cfg.method, bb.module, bb.dim, temperature=cfg.temperature, epochs=cfg.epochs)
     model = model.to(dev).to(memory_format=torch.channels_last)
@@ -222,7 +254,7 @@ def pretrain(paths: Iterable[str | Path] | None, out: str | Path = "model.pt",
         start_epoch = int(state["epoch"])
         say(f"resuming from {ckpt_path} after epoch {start_epoch}")
 
-    channels = 3  # sources hand RGB today; a band-aware source sets this per collection
+    channels = len(bb.mean)  # 3, or one per band of a band encoder
     views = make_views(cfg.method, channels, cfg.image_size, bb.mean, bb.std, cfg.augment, cfg.local_views)
     dataset = ViewsDataset(entries, opts, views, cfg.image_size)
     batch = min(cfg.batch_size, len(dataset))
@@ -291,6 +323,7 @@ def pretrain(paths: Iterable[str | Path] | None, out: str | Path = "model.pt",
             save_training_checkpoint(ckpt_path, {
                 "format": CHECKPOINT_FORMAT, "epoch": epoch + 1, "config": cfg.to_dict(),
                 "arch": bb.arch, "encoder": {"dim": bb.dim, "mean": list(bb.mean), "std": list(bb.std),
+                                             "bands": list(bb.bands or []), "stretch": bb.stretch,
                                              "items": len(entries), "pairs": str(pairs or "")},
                 "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                 "scaler": scaler.state_dict() if cuda else {}, "history": history, "step_losses": step_losses,
@@ -306,7 +339,8 @@ def pretrain(paths: Iterable[str | Path] | None, out: str | Path = "model.pt",
     skipped += [Skipped(p, r) for p, r in failed_paths.items()]
     return PretrainResult(out=out, checkpoint=ckpt_path if keep_checkpoint else None, epochs_done=cfg.epochs, start_epoch=start_epoch,
                           history=history, step_losses=step_losses, n_items=len(entries), skipped=skipped,
-                          device=dev, config=cfg.to_dict(), seconds=time.perf_counter() - t0)
+                          device=dev, config=cfg.to_dict(), seconds=time.perf_counter() - t0,
+                          bands=bb.bands)
 
 
 EXPORTED_PREFIX = {"simclr": "backbone.", "dino": "teacher_backbone."}  # DINO keeps the teacher
@@ -318,16 +352,18 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path) -> Path:
     Used at the end of every run, and to get a usable encoder out of an interrupted one.
     """
     from ..encoders import save_encoder
+    from ..encoders.bands import with_channels
     from ..encoders.hub import build_skeleton
 
     state = load_training_checkpoint(Path(checkpoint))
     cfg, info = state["config"], state["encoder"]
     prefix = EXPORTED_PREFIX[cfg["method"]]
     weights = {k[len(prefix):]: v for k, v in state["model"].items() if k.startswith(prefix)}
-    backbone = build_skeleton(state["arch"])
+    backbone = with_channels(build_skeleton(state["arch"]), len(info["mean"]))
     backbone.load_state_dict(weights)
     return save_encoder(out, backbone, arch=state["arch"], dim=info["dim"], input_size=cfg["embed_size"],
-                        mean=info["mean"], std=info["std"],
+                        mean=info["mean"], std=info["std"], bands=info.get("bands") or None,
+                        stretch=info.get("stretch"),
                         config={**cfg, "arch": state["arch"], "items": info["items"], "pairs": info["pairs"],
                                 "epochs_done": state["epoch"], "history": state["history"],
                                 "training_checkpoint": str(checkpoint)})
@@ -394,7 +430,7 @@ def load_training_checkpoint(path: Path) -> dict:
 
 
 def _check_compatible(saved: dict, cfg: PretrainConfig) -> None:
-    for key in ("method", "init"):
+    for key in ("method", "init", "bands"):
         if saved.get(key) != getattr(cfg, key):
             raise AgcurateError(f"cannot resume: the checkpoint was trained with --{key} {saved.get(key)}, "
                                 f"this run asks for {getattr(cfg, key)}")

@@ -39,6 +39,9 @@ def embed_input(paths, config, *, progress: bool | None = None, remember: bool =
 
     emb = embed(None if paths is None else list(paths), config=config, progress=progress, remember=remember,
                 **kwargs)
+    from .neighbor_index import attach_store_index
+
+    attach_store_index(emb)  # large collections: kNN through the store's persistent ANN index
     if on_embedded is not None:
         on_embedded(emb)
     return emb

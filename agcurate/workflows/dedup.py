@@ -61,8 +61,35 @@ def pixel_loader(items) -> Callable[[int], "np.ndarray"]:  # noqa: F821
     return load
 
 
+def item_thumbnails(load: Callable[[int], "np.ndarray"], n: int, *,  # noqa: F821
+                    progress: bool | None = None) -> "np.ndarray":  # noqa: F821
+    """(n, THUMB, THUMB) grey thumbnails of rows ``0..n-1`` (an unreadable item gets a flat one,
+    which proposes nothing): the input of the turn/mirror candidate stage of ``ops.dedup``."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import numpy as np
+
+    from ..ops.dedup import THUMB, thumbnail
+    from ..progress import progress_bar
+    from ..system import cpu_threads
+
+    def one(i: int):
+        try:
+            return thumbnail(load(i))
+        except Exception:  # noqa: BLE001 - verification reports unreadable items; here they just drop out
+            return np.zeros((THUMB, THUMB), np.float32)
+
+    out = np.zeros((n, THUMB, THUMB), np.float32)
+    with ThreadPoolExecutor(max(1, min(4, cpu_threads()))) as pool, \
+            progress_bar(n, "thumbnails", enabled=progress, unit="items") as bar:
+        for i, t in enumerate(pool.map(one, range(n))):
+            out[i] = t
+            bar.advance(1)
+    return out
+
+
 def dedup(paths: Iterable[str | os.PathLike] | None = None, *, threshold: float | None = None,
-          keep: str = "largest", verify: bool = True, rotations: bool = False,
+          keep: str = "largest", verify: bool = True, rotations: bool = False, turns: bool = True,
           out: str | os.PathLike | None = None, move_to: str | os.PathLike | None = None,
           config: EmbedConfig | None = None, progress: bool | None = None,
           on_embedded: Callable | None = None, **options) -> DedupResult:
@@ -70,7 +97,9 @@ def dedup(paths: Iterable[str | os.PathLike] | None = None, *, threshold: float 
 
     ``threshold``: aligned-pixel similarity that makes a pair duplicates (default 0.85; with
     ``verify=False`` the embedding cosine, default 0.95). ``keep``: largest, sharpest or first.
-    ``rotations`` also searches with 90/180-degree turned embeddings. With ``out`` the
+    ``turns`` (default) also proposes turned and mirrored copies from grey thumbnails (one cheap
+    decode per item); ``rotations`` also searches with 90/180-degree turned embeddings (two more
+    embedding passes: finds turned copies that are also cropped). With ``out`` the
     ``duplicates.csv`` and ``dedup.html`` are written there; with ``move_to`` every removable whole
     file is moved under that folder (manifest first; ``agcurate undo`` puts them back).
     ``options`` are ``EmbedConfig`` fields (``model``, ``store``, ``workers``...).
@@ -90,8 +119,10 @@ def dedup(paths: Iterable[str | os.PathLike] | None = None, *, threshold: float 
         turned = turned_vectors(emb, config=cfg, progress=progress)
     items = emb.items.copy()
     items["bytes"] = file_sizes(items)
+    load = pixel_loader(items)
+    thumbs = item_thumbnails(load, len(items), progress=progress) if turns and verify and len(items) > 1 else None
     res = find_duplicates(emb.vectors, items, threshold=threshold, keep=keep, verify=verify, turned=turned,
-                          load=pixel_loader(items), progress=progress)
+                          load=load, progress=progress, thumbs=thumbs)
     table = duplicates_table(items, res)
     result = DedupResult(table=table[CSV_COLUMNS], result=res, items=items,
                          summary=summary(res, items["bytes"].tolist()), embeddings=emb,

@@ -16,15 +16,18 @@ import numpy as np
 
 from ..embedding.config import EmbedConfig
 from ..errors import NoUsableInputError, UsageError
-from ..ops.keyframes import DEFAULT_THRESHOLD
-from .common import check_range, embed_input, output_record, record_outputs
+from ..ops.keyframes import DEFAULT_THRESHOLD, LAYOUT_THRESHOLD
+from ..ops.motion import DEFAULT_OVERLAP, MODES
+from .common import check_choice, check_range, embed_input, output_record, record_outputs
 
 CSV_NAME = "frames.csv"
 HTML_NAME = "frames.html"
 JPEG_DIR = "frames"
 JPEG_QUALITY = 90
 CSV_COLUMNS = ["frame", "time_s", "path", "score", "video", "segment", "segment_start_s", "segment_end_s",
-               "sharpness"]
+               "sharpness", "reason", "overlap", "camera"]
+ANALYSIS_FPS = 10.0   # frames per second measured for camera motion and change (at most the video's rate)
+ANALYSIS_WIDTH = 160  # ... as grey pictures this wide
 
 
 @dataclass
@@ -36,10 +39,16 @@ class VideoKeyframes:
     duration_s: float = 0.0
     video_fps: float = 0.0
     folder: str = ""  # sub-folder of frames/ holding this video's JPEGs ("" for a single video)
+    items: dict = field(default_factory=dict)  # key -> Item of analysed frames that were not embedded
 
     @property
     def kept(self) -> "pd.DataFrame":  # noqa: F821
         return self.table[self.table["is_keyframe"]]
+
+    @property
+    def n_sampled(self) -> int:
+        """Frames embedded (the others were only measured for motion and change)."""
+        return int(self.table["sampled"].sum()) if "sampled" in self.table else len(self.table)
 
 
 @dataclass
@@ -56,7 +65,7 @@ class FramesResult:
 
     @property
     def n_sampled(self) -> int:
-        return sum(len(v.table) for v in self.videos)
+        return sum(v.n_sampled for v in self.videos)
 
     @property
     def n_kept(self) -> int:
@@ -68,6 +77,7 @@ class FramesResult:
 
 
 def frames(paths: Iterable[str | os.PathLike] | None = None, *, threshold: float = DEFAULT_THRESHOLD,
+           mode: str = "auto", overlap: float = DEFAULT_OVERLAP,
            out: str | os.PathLike | None = None, verify_layout: bool = True, skip_static: bool = True,
            config: EmbedConfig | None = None, progress: bool | None = None,
            on_embedded: Callable | None = None, **options) -> FramesResult:
@@ -81,6 +91,13 @@ def frames(paths: Iterable[str | os.PathLike] | None = None, *, threshold: float
     samples once more for tiny grey thumbnails that confirm a repeated shot. ``skip_static`` does
     not embed a sample that looks the same as the previous one and is not sharper (a static hold
     costs one embedding). ``options``: ``EmbedConfig`` fields.
+
+    ``mode``: ``shots`` keeps one frame per run of similar embeddings (cuts, repeats);
+    ``coverage`` measures camera motion (``ANALYSIS_FPS`` small grey frames per second) and keeps a
+    frame each time the view overlaps every kept frame of its shot less than ``overlap``; ``auto``
+    (default) does the same for a moving camera, and for a fixed one keeps the opening view and a
+    frame per thing passing through. In both, a shot that repeats an earlier keyframe (embedding at
+    least ``threshold`` similar and the same framing) keeps nothing.
     """
     from dataclasses import replace
 
@@ -88,6 +105,8 @@ def frames(paths: Iterable[str | os.PathLike] | None = None, *, threshold: float
     from ..sources import SourceOptions
 
     check_range("--threshold", threshold, -1.0, 1.0)
+    check_choice("--mode", mode, MODES)
+    check_range("--overlap", overlap, 0.05, 0.95)
     cfg = EmbedConfig.make(config, **options)
     if cfg.tile is not None:
         raise UsageError("--tile does not apply to videos: frames keeps whole frames")
@@ -120,17 +139,26 @@ def frames(paths: Iterable[str | os.PathLike] | None = None, *, threshold: float
         rows = rows[np.argsort(items["frame"].to_numpy()[rows], kind="stable")]
         sub = items.iloc[rows].reset_index(drop=True)
         sub_items = [by_key[k] for k in sub["key"]]
-        table = select_keyframes(emb.vectors[rows], sub, threshold=threshold,
-                                 layout=layout_vectors(sub_items) if verify_layout else None)
-        table["sharpness"] = sub["sharpness"].to_numpy() if "sharpness" in sub else np.nan
-        table["key"] = sub["key"].to_numpy()
+        extra: dict = {}
+        if mode == "shots":
+            table = select_keyframes(emb.vectors[rows], sub, threshold=threshold,
+                                     layout=layout_vectors(sub_items) if verify_layout else None)
+            table["sharpness"] = sub["sharpness"].to_numpy() if "sharpness" in sub else np.nan
+            table["key"] = sub["key"].to_numpy()
+            table["reason"] = np.where(table["is_keyframe"], "new shot", "")
+            table["overlap"] = np.nan
+            table["camera"] = ""
+            table["sampled"] = True
+        else:
+            table, extra = view_keyframes(sub_items, emb.vectors[rows], mode=mode, overlap=overlap,
+                                          threshold=threshold)
         meta = _meta(sub)
         fps_v = float(meta.get("video_fps") or 0.0)
         n_frames = int(meta.get("n_frames") or (int(sub["frame"].max()) + 1))
         duration = float(meta.get("duration_s") or 0.0)  # the container's (right for variable frame rates)
         if duration <= 0:
             duration = n_frames / fps_v if fps_v > 0 else float(sub["time_s"].max())
-        videos.append(VideoKeyframes(path=path, table=table, video_fps=fps_v, duration_s=duration))
+        videos.append(VideoKeyframes(path=path, table=table, video_fps=fps_v, duration_s=duration, items=extra))
     result = FramesResult(videos=videos, embeddings=emb)
     if out is not None:
         write_outputs(result, Path(out), emb)
@@ -143,10 +171,11 @@ LAYOUT_SIZE = (16, 9)
 
 
 def layout_vector(rgb: np.ndarray, size: tuple[int, int] = LAYOUT_SIZE) -> np.ndarray:
-    """A tiny grey thumbnail, mean removed and L2-normalised: the framing of a picture, not its meaning."""
+    """A tiny grey thumbnail, mean removed and L2-normalised: the framing of a picture (RGB or grey), not
+    its meaning."""
     import cv2
 
-    gray = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2GRAY)
+    gray = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2GRAY) if rgb.ndim == 3 else rgb
     t = cv2.resize(gray, size, interpolation=cv2.INTER_AREA).astype(np.float32).ravel()
     t -= t.mean()
     n = float(np.linalg.norm(t))
@@ -166,6 +195,111 @@ def layout_vectors(items) -> np.ndarray:
         if dec.rgb is not None:
             out[pos[dec.item.key]] = layout_vector(dec.rgb)
     return out
+
+
+def analysis_frames(n_frames: int, video_fps: float, sampled: Iterable[int]) -> list[int]:
+    """Frames measured for motion and change: about ``ANALYSIS_FPS`` per second, plus every sampled one."""
+    step = max(1, int(round(video_fps / ANALYSIS_FPS))) if video_fps > 0 else 1
+    return sorted(set(range(0, n_frames, step)) | {int(f) for f in sampled if 0 <= f < n_frames})
+
+
+def small_grey(rgb: np.ndarray, width: int = ANALYSIS_WIDTH) -> np.ndarray:
+    """A grey copy ``width`` pixels wide (area-averaged: little noise, no aliasing)."""
+    import cv2
+
+    gray = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2GRAY)
+    h, w = gray.shape
+    return cv2.resize(gray, (width, max(2, int(round(h * width / max(w, 1))))), interpolation=cv2.INTER_AREA)
+
+
+def analysed_frames(video, sampled: Iterable[int] = ()) -> tuple[list, list[np.ndarray]]:
+    """The items and small grey pictures of the frames measured for motion and change
+    (``analysis_frames``) of one video, decoded in one pass. ``video``: a path or one of its frame
+    items (the others are made like it); ``sampled``: frames to include besides (items are reused
+    when ``sampled`` maps frames to items). Unreadable frames are left out."""
+    from dataclasses import replace
+
+    from ..items import Item, file_fingerprint
+    from ..sources import read_group
+    from ..sources.video import VideoSource
+
+    if not isinstance(video, Item):
+        video = Item(path=str(Path(video).resolve()), kind="frame", frame=0, fingerprint=file_fingerprint(video))
+    _, video_fps, _, times = VideoSource().probe_times(video.path)
+    given = sampled if isinstance(sampled, dict) else {}
+    wanted = analysis_frames(len(times), video_fps, sampled)
+    items = [given.get(f) or replace(video, frame=f, time_s=round(times[f], 6)) for f in wanted]
+    grey: dict[int, np.ndarray] = {}
+    for dec in read_group(items):
+        if dec.rgb is not None:
+            grey[dec.item.frame] = small_grey(dec.rgb)
+    items = [it for it in items if it.frame in grey]
+    return items, [grey[it.frame] for it in items]
+
+
+def view_keyframes(sampled_items: list, vectors: np.ndarray, *, mode: str = "auto",
+                   overlap: float = DEFAULT_OVERLAP, threshold: float = DEFAULT_THRESHOLD,
+                   ) -> tuple["pd.DataFrame", dict]:  # noqa: F821
+    """Keyframes of one video by camera motion and change (``ops.motion.select_views``), then repeats
+    of an earlier shot dropped with the embeddings of the nearest sampled frames and tiny thumbnails.
+
+    Returns one row per analysed frame (``select_keyframes``' columns plus ``reason``, ``overlap``,
+    ``camera``, ``sampled``, ``sharpness``, ``key``) and the items of analysed frames that were not
+    embedded (so their JPEGs can be written)."""
+    import cv2
+    import pandas as pd
+
+    from ..ops.keyframes import distance_scores
+    from ..ops.motion import select_views
+
+    first = sampled_items[0]
+    by_frame = {it.frame: it for it in sampled_items}
+    items, frames_ = analysed_frames(first, by_frame)
+    sharp = np.array([float(cv2.Laplacian(g, cv2.CV_32F).var()) for g in frames_])
+    t = np.array([it.time_s for it in items])
+    table = select_views(frames_, t, sharp, mode=mode, min_overlap=overlap)
+    table.insert(0, "time_s", t)
+    table.insert(0, "frame", [it.frame for it in items])
+    # the embedding of each analysed frame: that of the nearest sampled frame of its shot (of any shot
+    # when its shot has none)
+    s_frames = np.array([it.frame for it in sampled_items])
+    pos = {f: i for i, f in enumerate(table["frame"])}
+    s_seg = np.array([table["segment"].iat[pos[f]] if f in pos else -1 for f in s_frames])
+    dist = np.abs(table["frame"].to_numpy()[:, None] - s_frames[None, :]).astype(np.float64)
+    dist += np.where(table["segment"].to_numpy()[:, None] == s_seg[None, :], 0.0, 1e12)
+    v = np.asarray(vectors, np.float32)[dist.argmin(axis=1)]
+    lay = np.stack([layout_vector(g) for g in frames_]) if frames_ else np.zeros((0, 1), np.float32)
+    keep = table["is_keyframe"].to_numpy().copy()
+    seg = table["segment"].to_numpy()
+    shot = seg.copy()
+    kept_rows: list[int] = []
+    for i in np.flatnonzero(keep):
+        if table.at[i, "reason"] == "new shot" and kept_rows:
+            earlier = [k for k in kept_rows if seg[k] != seg[i]]
+            if earlier:  # as in select_keyframes: most of the shot alike, some frame of it framed alike
+                members = np.flatnonzero(seg == seg[i])
+                later = [k for k in np.flatnonzero(keep) if k > i and seg[k] == seg[i]]
+                if later:  # the frames this keyframe stands for: up to the shot's next keyframe
+                    members = members[members < later[0]]
+                sims = np.median(v[members] @ v[earlier].T, axis=0)
+                ok = (sims >= threshold) & ((lay[members] @ lay[earlier].T).max(axis=0) >= LAYOUT_THRESHOLD)
+                if ok.any():
+                    keep[i] = False
+                    shot[seg == seg[i]] = seg[earlier[int(np.argmax(np.where(ok, sims, -np.inf)))]]
+                    continue
+        kept_rows.append(int(i))
+    table["is_keyframe"] = keep
+    table.loc[~keep, "reason"] = ""
+    table["shot"] = shot
+    table["is_repeat"] = shot != seg
+    table["score"] = distance_scores(v, keep)
+    table["sharpness"] = sharp
+    table["sampled"] = [it.frame in by_frame for it in items]
+    table["key"] = [it.key for it in items]
+    extra = {it.key: it for it in items if it.frame not in by_frame}
+    cols = ["frame", "time_s", "segment", "shot", "is_repeat", "is_keyframe", "score", "reason", "overlap",
+            "camera", "coverage", "sampled", "sharpness", "key"]
+    return pd.DataFrame(table[cols]).reset_index(drop=True), extra
 
 
 def _meta(sub) -> dict:
@@ -225,7 +359,9 @@ def frames_table(result: FramesResult, jpegs: dict[str, Path]) -> "pd.DataFrame"
                          "video": video.path, "segment": int(r.segment),
                          "segment_start_s": round(float(seg.loc[r.segment]), 3),
                          "segment_end_s": round(float(seg_end[r.segment]), 3),
-                         "sharpness": round(float(r.sharpness), 2)})
+                         "sharpness": round(float(r.sharpness), 2), "reason": r.reason,
+                         "overlap": round(float(r.overlap), 3) if np.isfinite(r.overlap) else None,
+                         "camera": r.camera})
     return pd.DataFrame(rows, columns=CSV_COLUMNS)
 
 
@@ -239,6 +375,8 @@ def write_outputs(result: FramesResult, out: Path, emb) -> None:
     _remove_previous(out)
     folders = _folder_names([v.path for v in result.videos]) if len(result.videos) > 1 else [""]
     by_key = {it.key: it for it in emb.to_items()}
+    for video in result.videos:
+        by_key.update(video.items)
     jpegs: dict[str, Path] = {}
     for video, folder in zip(result.videos, folders):
         video.folder = folder

@@ -7,6 +7,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from ..embedding.config import EmbedConfig
 from ..errors import UsageError
 from ..ops.outliers import DEFAULT_THRESHOLD, METHODS
@@ -26,6 +28,7 @@ class OutliersResult:
     rule: str
     mode: str
     reference: object = None
+    unmeasured: int = 0  # items whose quality could not be measured (older store rows, file gone)
     csv: Path | None = None
     html: Path | None = None
 
@@ -46,6 +49,48 @@ def nodata_rows(skipped) -> list[dict]:
     return rows
 
 
+def fill_quality_signals(emb, progress: bool | None = None) -> tuple["pd.DataFrame", int]:  # noqa: F821
+    """``emb.items`` with the quality signals that rows embedded by an older agcurate lack (or measured
+    by another version of them), computed by decoding those items again (nothing is encoded, the store
+    is not changed); also returns how many such items could not be decoded (their quality issues stay
+    unmeasured: NaN, not flagged)."""
+    from ..embedding.signals import QUALITY_SIGNALS, QUALITY_VERSION, quality_signals
+    from ..progress import progress_bar
+    from ..sources import read_group
+
+    items = emb.items.copy()
+    for col in (*QUALITY_SIGNALS, "quality_v"):
+        if col not in items.columns:
+            items[col] = np.nan
+    missing = np.flatnonzero((items["quality_v"] != QUALITY_VERSION).to_numpy())
+    if not len(missing):
+        return items, 0
+    all_items = emb.to_items()
+    groups: dict[str, list[int]] = {}
+    for i in missing:
+        groups.setdefault(all_items[i].group, []).append(int(i))
+    row_of = {all_items[i].key: i for i in missing}
+    failed = 0
+    with progress_bar(len(missing), "measuring quality of older store rows", enabled=progress) as bar:
+        for members in groups.values():
+            for dec in read_group([all_items[i] for i in members], emb.source_options):
+                i = row_of.get(dec.item.key)
+                if i is None:
+                    continue
+                if dec.rgb is None:
+                    failed += 1
+                else:
+                    for k, v in quality_signals(dec.rgb, dec.nodata).items():
+                        items.at[i, k] = v
+                    for k, v in dec.signals.items():
+                        col = k if k.startswith("sig_") else f"sig_{k}"
+                        if col not in items.columns:
+                            items[col] = np.nan
+                        items.at[i, col] = float(v)
+                bar.advance(1)
+    return items, failed
+
+
 def outliers(paths: Iterable[str | os.PathLike] | None = None, *, method: str = "auto",
              contamination: float | None = None, threshold: float | None = None,
              reference: str | os.PathLike | None = None, k: int | None = None,
@@ -54,9 +99,10 @@ def outliers(paths: Iterable[str | os.PathLike] | None = None, *, method: str = 
              **options) -> OutliersResult:
     """Score the items under ``paths`` (None: the last embedded collection) for how little they belong.
 
-    ``method``: auto (kNN + LOF + pixel/spectral signals), knn, lof, signals or iforest. Flags the
-    top ``contamination`` share, or the items scoring at least ``threshold`` (default 5). With
-    ``reference`` the items are scored against that known-clean collection (novelty). With ``out``
+    ``method``: auto (quality issues + embedding novelty), signals (quality issues only), knn, lof, mcd
+    or iforest (novelty only). Flags the top ``contamination`` share, or the items scoring at least
+    ``threshold`` (default 0: the score is the log-odds of an issue or of unusual content). With
+    ``reference`` novelty is measured against that known-clean collection. With ``out``
     ``outliers.csv`` and ``outliers.html`` are written there. ``options``: ``EmbedConfig`` fields.
     """
     from ..ops.outliers import csv_frame, score_outliers, with_nodata_tiles
@@ -73,15 +119,19 @@ def outliers(paths: Iterable[str | os.PathLike] | None = None, *, method: str = 
     ref = None
     if reference is not None:
         ref = embed_input([reference], cfg, progress=progress, remember=False)
-    scored = score_outliers(emb.vectors, emb.items, method=method, k=k, contamination=contamination,
+    items, unmeasured = fill_quality_signals(emb, progress)
+    ref_items = None
+    if ref is not None:
+        ref_items, _ = fill_quality_signals(ref, progress)
+    scored = score_outliers(emb.vectors, items, method=method, k=k, contamination=contamination,
                             threshold=threshold, reference_vectors=None if ref is None else ref.vectors,
-                            reference_items=None if ref is None else ref.items)
+                            reference_items=ref_items)
     scored = with_nodata_tiles(scored, nodata_rows(emb.skipped))
     rule = (f"top {contamination:g} share" if contamination is not None
             else f"score >= {threshold if threshold is not None else DEFAULT_THRESHOLD:g}")
     mode = f"against reference {reference}" if reference is not None else "against the collection itself"
     result = OutliersResult(table=csv_frame(scored), scored=scored, embeddings=emb, method=method, rule=rule,
-                            mode=mode, reference=ref)
+                            mode=mode, reference=ref, unmeasured=unmeasured)
     if out is not None:
         write_outputs(result, Path(out))
     return result
@@ -90,6 +140,7 @@ def outliers(paths: Iterable[str | os.PathLike] | None = None, *, method: str = 
 def write_outputs(result: OutliersResult, out: Path) -> None:
     """``outliers.csv`` and the ``outliers.html`` gallery under ``out``, recorded in ``out/outputs.json``."""
     from ..report import write_csv
+    from ..ops.quality import ISSUE_WORDS
     from ..report.outliers import write_outliers_report
 
     emb = result.embeddings
@@ -99,6 +150,6 @@ def write_outputs(result: OutliersResult, out: Path) -> None:
     result.html = write_outliers_report(result.scored, {it.key: it for it in emb.to_items()},
                                         out / "outliers.html", method=result.method, rule=result.rule,
                                         model=emb.encoder.name, mode=result.mode, skipped=emb.skipped,
-                                        base=base)
+                                        base=base, issue_words=ISSUE_WORDS)
     extra = {"reference": list(result.reference.inputs)} if result.reference is not None else {}
     record_outputs(out, [result.csv, result.html], output_record("outliers", emb, **extra))

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ..embedding.config import check_device, with_options
 from ..errors import UsageError
+from ..sources.base import SourceOptions
 from ..training.train import PretrainConfig, PretrainResult
 from .common import check_choice, check_exists, check_range
 
@@ -30,6 +31,7 @@ def check_config(cfg: PretrainConfig) -> None:
     check_range("--workers", cfg.workers, 0)
     check_range("--threads", cfg.threads, 1)
     check_device((cfg.device or "auto").strip().lower())
+    SourceOptions(tile=cfg.tile, bands=cfg.bands, stretch=cfg.stretch)  # --tile, --bands, --stretch syntax
     init = cfg.init
     if not (init in ("lite0", "scratch") or init.startswith("scratch:")):
         from ..encoders import get_encoder

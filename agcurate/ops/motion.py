@@ -1,0 +1,440 @@
+"""Camera motion and scene change from small grey frames: where the view has moved on, where a shot
+cuts, and what passes through a fixed camera's view.
+
+Pure functions on arrays (OpenCV does the vision): frame-to-frame motion from tracked corners
+(``goodFeaturesToTrack`` + pyramidal Lucas-Kanade + ``findHomography``: shift, turn, zoom and the
+perspective of the ground), chained into one coordinate frame per shot, so the overlap of any two
+frames of a shot follows from their transforms. A fixed camera's changes are compared cell by cell
+against each cell's own noise. Nothing here reads files or knows about embeddings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+DEFAULT_OVERLAP = 0.5    # keep a new frame when the view overlaps every kept frame of the shot less than this
+STATIC_OVERLAP = 0.98    # a stretch whose every frame overlaps its first this much comes from a fixed camera ...
+STATIC_MIN_S = 2.0       # ... when it lasts at least this many seconds
+MAX_CORNERS = 120        # corners tracked from frame to frame (10 per cell of a 4x3 grid)
+STILL_PX = 1.0           # a corner that moved less than this (pixels at 160 px width) stood still ...
+STILL_SHARE = 0.3        # ... and when this share of the tracked corners stood still, so did the camera
+MIN_INLIERS = 12         # a camera motion explains at least this many tracked corners ...
+MIN_INLIER_SHARE = 0.25  # ... and this share of them ...
+SPREAD = 0.5             # ... in at least this share of the grid cells that have tracked corners ...
+IDENTITY_SHARE = 0.9     # ... unless "no motion" matches at least this share of the grid cells it matches
+MIN_STEP_OVERLAP = 0.5   # frames 1/10 s apart sharing less than this: a wrong match, not a camera that fast
+REANCHOR = 0.8           # measure against a newer frame once the view shares less than this with the anchor
+SAME_SCENE = 0.6         # where motion cannot be measured, frames correlating this much (32x18) are one shot
+CUT_DIFF = 30.0          # two flat pictures further apart in mean grey (0-255) than this are a cut
+NEW_OBJECT_NOISE = 4.0   # a cell differs from a keyframe by this many times its frame-to-frame noise ...
+NEW_OBJECT_MIN_DIFF = 12.0  # ... and by at least this many grey levels (0-255) on average
+NEW_OBJECT_CELLS = 0.03  # a frame differs when at least this share of the grid cells do (5 of 144)
+EVENT_GAP_S = 1.0        # changes closer than this are one event; the opening view is picked in this time
+OPENING_S = 0.5          # a change under way this soon after a fixed view starts is part of that view
+EVENT_MIN_S = 0.3        # a change that does not stay this long is noise, not an object passing through
+CHANGE_BLUR = 2.0        # grey frames are blurred this much (sigma, pixels at 160 px width) before comparing
+GRID = (16, 9)           # cells across and down for the change test
+OVERLAP_GRID = (32, 18)  # points per frame on which overlap is measured
+
+@dataclass
+class Motion:
+    """Per frame (time order): ``transform`` maps the frame into its shot's first frame (3x3),
+    ``segment`` is the shot id (a new one after each cut), ``tracked`` whether the motion from the
+    previous frame was measured (False at a cut and for the first frame), ``size`` (w, h)."""
+
+    transform: "np.ndarray"  # noqa: F821
+    segment: "np.ndarray"  # noqa: F821
+    tracked: "np.ndarray"  # noqa: F821
+    size: tuple[int, int]
+
+
+def corners(gray: "np.ndarray") -> "np.ndarray | None":  # noqa: F821
+    """Corners to track, found cell by cell on a 4x3 grid (each cell against its own strongest
+    corner), so a plain background still gets corners next to a high-contrast car or person."""
+    import cv2
+    import numpy as np
+
+    h, w = gray.shape[:2]
+    found = []
+    mask = np.zeros((h, w), np.uint8)
+    for y in range(3):
+        for x in range(4):
+            mask[:] = 0
+            mask[y * h // 3:(y + 1) * h // 3, x * w // 4:(x + 1) * w // 4] = 255
+            p = cv2.goodFeaturesToTrack(gray, maxCorners=MAX_CORNERS // 12, qualityLevel=0.01,
+                                        minDistance=max(3, w // 60), mask=mask, blockSize=5)
+            if p is not None:
+                found.append(p)
+    return np.concatenate(found).astype(np.float32) if found else None
+
+
+def frame_motion(prev: "np.ndarray", cur: "np.ndarray", pts: "np.ndarray | None" = None,  # noqa: F821
+                 raw: "tuple[np.ndarray, np.ndarray] | None" = None) -> "np.ndarray | None":  # noqa: F821
+    """The 3x3 homography that maps ``cur`` into ``prev`` (grey uint8 arrays of one size), or None
+    when the motion cannot be told. ``pts``: ``corners(prev)`` when already known; ``raw``: the two
+    frames before contrast equalisation, for the pixel comparison.
+
+    Corners of ``prev`` are tracked into ``cur`` and back (a corner that does not come back within a
+    pixel is dropped). When enough of them did not move, the camera stood still and what moved is
+    something passing through (identity). Otherwise a homography (shift, turn, zoom and the
+    perspective of ground seen from a moving vehicle) must explain enough of them, spread over at
+    least half of the grid cells that have tracked corners: a car crossing a fixed view explains
+    only the cells it covers."""
+    import cv2
+    import numpy as np
+
+    h, w = prev.shape[:2]
+    if pts is None:
+        pts = corners(prev)
+    if pts is None or len(pts) < MIN_INLIERS:
+        return None
+    nxt, st, _ = cv2.calcOpticalFlowPyrLK(prev, cur, pts, None, winSize=(15, 15), maxLevel=3)
+    moved = np.linalg.norm((nxt - pts).reshape(-1, 2), axis=1)
+    found = st.ravel() == 1
+    still = int((found & (moved < STILL_PX * w / 160)).sum())
+    if still >= MIN_INLIERS and still >= STILL_SHARE * found.sum() and same_scene(*(raw or (prev, cur))):
+        return np.eye(3)  # most corners stood still: so did the camera (no need to track back)
+    back, st2, _ = cv2.calcOpticalFlowPyrLK(cur, prev, nxt, None, winSize=(15, 15), maxLevel=3)
+    ok = found & (st2.ravel() == 1) & (np.linalg.norm((back - pts).reshape(-1, 2), axis=1) < 1.0)
+    n_ok = int(ok.sum())
+    if n_ok < MIN_INLIERS:
+        return None
+    m, inl = cv2.findHomography(nxt[ok], pts[ok], cv2.RANSAC, 1.5 * w / 160)
+    if m is None or inl is None or abs(m[2, 2]) < 1e-12:
+        return None
+    inl = inl.ravel().astype(bool)
+    n_in = int(inl.sum())
+    if n_in < MIN_INLIERS or n_in < MIN_INLIER_SHARE * n_ok:
+        return None
+    p = pts.reshape(-1, 2)[ok]
+    cell = np.minimum(p[:, 0] * 4 // w, 3) + 4 * np.minimum(p[:, 1] * 3 // h, 2)
+    tracked_cells = np.count_nonzero(np.bincount(cell.astype(int), minlength=12) >= 2)
+    inlier_cells = np.count_nonzero(np.bincount(cell[inl].astype(int), minlength=12) >= 2)
+    if inlier_cells < SPREAD * tracked_cells:
+        return None
+    m = m / m[2, 2]
+    # a fixed camera with something large moving close to it: keep "no motion" when it explains
+    # (nearly) as much of the picture as the homography does
+    a, b = raw if raw is not None else (prev, cur)
+    warped = cv2.warpPerspective(b, m, (w, h), flags=cv2.INTER_LINEAR, borderValue=0)
+    inside = cv2.warpPerspective(np.full_like(b, 255), m, (w, h), flags=cv2.INTER_NEAREST) > 0
+    same = _matching_cells(a, b)
+    if same >= 0.25 * GRID[0] * GRID[1] and same >= IDENTITY_SHARE * _matching_cells(a, warped, inside):
+        return np.eye(3)
+    return m
+
+
+def _matching_cells(a: "np.ndarray", b: "np.ndarray", valid: "np.ndarray | None" = None) -> int:  # noqa: F821
+    """Cells of a 16x9 grid where two grey frames agree (mean absolute difference under 8 levels once
+    the median difference is taken off)."""
+    import cv2
+    import numpy as np
+
+    d = a.astype(np.float32) - b.astype(np.float32)
+    d = np.abs(d - np.median(d if valid is None else d[valid]))  # a change of exposure is no difference
+    if valid is not None:
+        d[~valid] = 255.0
+    cells = cv2.resize(d, GRID, interpolation=cv2.INTER_AREA)
+    return int((cells < 8.0).sum())
+
+
+def same_scene(a: "np.ndarray", b: "np.ndarray") -> bool:  # noqa: F821
+    """Two grey frames look alike at 32x18 (correlation at least ``SAME_SCENE``): no cut between them."""
+    import cv2
+    import numpy as np
+
+    ta = cv2.resize(a, (32, 18), interpolation=cv2.INTER_AREA).astype(np.float32).ravel()
+    tb = cv2.resize(b, (32, 18), interpolation=cv2.INTER_AREA).astype(np.float32).ravel()
+    ta -= ta.mean()
+    tb -= tb.mean()
+    na, nb = float(np.linalg.norm(ta)), float(np.linalg.norm(tb))
+    if na < 1e-3 or nb < 1e-3:  # a flat picture: alike when both are flat and of one brightness
+        return na < 1e-3 and nb < 1e-3 and abs(float(a.mean()) - float(b.mean())) < CUT_DIFF
+    return float(ta @ tb) / (na * nb) >= SAME_SCENE
+
+
+def track(frames: "list[np.ndarray]") -> Motion:  # noqa: F821
+    """Chain ``frame_motion`` over grey frames in time order into one coordinate frame per shot.
+
+    Each frame is measured against an anchor (an earlier frame of the shot) rather than only the one
+    before, so a fixed camera stays exactly still and a slow pan adds up without drift; the anchor
+    moves on when the view shares less than ``REANCHOR`` with it, or when only the previous frame
+    can be matched. Where no motion can be measured (blur, a plain view) but the frame still looks
+    like the previous one, the camera is taken to have stood still; otherwise a new shot starts."""
+    import cv2
+    import numpy as np
+
+    raw = frames
+    frames = [cv2.equalizeHist(f) for f in frames]  # auto exposure and light changes: same corners
+    n = len(frames)
+    size = (frames[0].shape[1], frames[0].shape[0]) if n else (0, 0)
+    transform = np.tile(np.eye(3), (n, 1, 1))
+    segment = np.zeros(n, np.int64)
+    tracked = np.zeros(n, bool)
+    anchor, anchor_pts = 0, (corners(frames[0]) if n else None)
+    for i in range(1, n):
+        segment[i] = segment[i - 1]
+        m = frame_motion(frames[anchor], frames[i], anchor_pts, (raw[anchor], raw[i]))
+        if m is not None and overlap(transform[i - 1], transform[anchor] @ m, size) < MIN_STEP_OVERLAP:
+            m = None  # half the view gone in one step: a wrong match, not a camera that fast
+        if m is not None:
+            transform[i] = transform[anchor] @ m
+        elif anchor != i - 1 and (m := frame_motion(frames[i - 1], frames[i], None, (raw[i - 1], raw[i]))) is not None \
+                and overlap(np.eye(3), m, size) >= MIN_STEP_OVERLAP:
+            transform[i] = transform[i - 1] @ m
+        elif same_scene(frames[i - 1], frames[i]):
+            m = None
+            transform[i] = transform[i - 1]
+        else:
+            m = None
+            segment[i] += 1
+            anchor, anchor_pts = i, corners(frames[i])
+            continue
+        tracked[i] = m is not None
+        if anchor != i and (m is None or overlap(transform[anchor], transform[i], size) < REANCHOR):
+            anchor, anchor_pts = i, corners(frames[i])
+    return Motion(transform=transform, segment=segment, tracked=tracked, size=size)
+
+
+def _grid(size: tuple[int, int]) -> "np.ndarray":  # noqa: F821
+    import numpy as np
+
+    w, h = size
+    gx, gy = OVERLAP_GRID
+    xs = (np.arange(gx) + 0.5) * w / gx
+    ys = (np.arange(gy) + 0.5) * h / gy
+    x, y = np.meshgrid(xs, ys)
+    return np.stack([x.ravel(), y.ravel(), np.ones(x.size)], axis=1)
+
+
+def _seen(h: "np.ndarray", size: tuple[int, int]) -> float:  # noqa: F821
+    """Share of a frame's points that ``h`` (3x3, this frame into another) puts inside the other."""
+    import numpy as np
+
+    w, hh = size
+    p = _grid(size) @ h.T
+    z = p[:, 2]
+    ok = z > 1e-9
+    x = np.where(ok, p[:, 0] / np.where(ok, z, 1), -1)
+    y = np.where(ok, p[:, 1] / np.where(ok, z, 1), -1)
+    return float(np.mean(ok & (x >= 0) & (x <= w) & (y >= 0) & (y <= hh)))
+
+
+def overlap(ta: "np.ndarray", tb: "np.ndarray", size: tuple[int, int]) -> float:  # noqa: F821
+    """How much two frames of one shot show of each other, from their transforms into the shot's
+    coordinates: the smaller of the share of A seen in B and the share of B seen in A (each measured
+    on a grid of points in the frame's own pixels). A shift by half the width shares a half; a zoom
+    in to half the width shares a quarter; walking forward, what has left the bottom of the view."""
+    import numpy as np
+
+    try:
+        ab = np.linalg.solve(tb, ta)  # A's pixels into B
+        ba = np.linalg.solve(ta, tb)
+    except np.linalg.LinAlgError:
+        return 0.0
+    return min(_seen(ab, size), _seen(ba, size))
+
+
+def coverage_keyframes(transforms: "np.ndarray", size: tuple[int, int], sharpness: "np.ndarray",  # noqa: F821
+                       min_overlap: float = DEFAULT_OVERLAP, kept: list[int] | None = None) -> list[int]:
+    """Keyframes of one shot (indices into ``transforms``, frames in time order): the first is the sharpest
+    of the frames that still show most of the opening view; after that, once a frame overlaps every
+    kept frame less than ``min_overlap``, the sharpest of the frames since the last keyframe that have
+    moved at least halfway from ``min_overlap`` to 1 is kept (so no two keyframes share more than that).
+    A view the camera returns to is not kept twice: overlap is taken with every kept frame, including
+    ``kept`` (keyframes of the shot chosen before, e.g. while the camera stood still)."""
+    import numpy as np
+
+    n = len(transforms)
+
+    def ov(i: int, j: int) -> float:
+        return overlap(transforms[i], transforms[j], size)
+
+    if n == 0:
+        return []
+    near = (1.0 + min_overlap) / 2  # "moved on": shares at most this much with any kept frame
+    given = set(kept or ())
+    if kept:
+        kept, start = list(kept), 0
+    else:
+        first = [i for i in range(n) if ov(0, i) >= near] or [0]
+        first = first[:next((k for k, i in enumerate(first) if i != first[0] + k), len(first))]  # a leading run
+        kept = [max(first, key=lambda i: (sharpness[i], -i))]
+        start = kept[0] + 1
+    while start < n:
+        cov = np.array([max(ov(k, i) for k in kept) for i in range(start, n)])
+        below = np.flatnonzero(cov < min_overlap)
+        if len(below) == 0:
+            break
+        c = start + int(below[0])
+        pool = [start + j for j in range(c - start) if cov[j] <= near] or [c]
+        best = max(pool, key=lambda i: (sharpness[i], -i))
+        kept.append(best)
+        start = best + 1
+    return sorted(k for k in kept if k not in given)
+
+
+def still_stretches(transforms: "np.ndarray", size: tuple[int, int], times: "np.ndarray",  # noqa: F821
+                    ) -> list[tuple[int, int, bool]]:
+    """Split one shot into stretches (first, last, static): a static stretch lasts at least
+    ``STATIC_MIN_S`` with every frame overlapping its first at least ``STATIC_OVERLAP``; the frames
+    between static stretches form moving ones."""
+    n = len(transforms)
+    out: list[tuple[int, int, bool]] = []
+    i = 0
+    while i < n:
+        j = i
+        while j + 1 < n and overlap(transforms[i], transforms[j + 1], size) >= STATIC_OVERLAP:
+            j += 1
+        if times[j] - times[i] >= STATIC_MIN_S or (i == 0 and j == n - 1):
+            out.append((i, j, True))
+        elif out and not out[-1][2]:
+            out[-1] = (out[-1][0], i, False)
+            j = i
+        else:
+            out.append((i, i, False))
+            j = i
+        i = j + 1
+    return out
+
+
+def nearest_overlap(transforms: "np.ndarray", size: tuple[int, int], i: int, others: list[int]) -> float:  # noqa: F821
+    """The largest overlap of frame ``i`` with any of ``others`` (0 when there are none)."""
+    return max((overlap(transforms[i], transforms[k], size) for k in others if k != i), default=0.0)
+
+
+def cell_difference(a: "np.ndarray", b: "np.ndarray", grid: tuple[int, int] = GRID) -> "np.ndarray":  # noqa: F821
+    """Mean absolute grey difference per grid cell between two frames of one fixed view, after
+    matching ``b``'s brightness and contrast to ``a`` (a light change or flicker is no difference)."""
+    import cv2
+    import numpy as np
+
+    x = a.astype(np.float32)
+    y = b.astype(np.float32)
+    yc = y - y.mean()
+    gain = float((x.ravel() - x.mean()) @ yc.ravel()) / max(float(yc.ravel() @ yc.ravel()), 1e-6)
+    d = np.abs(x - (yc * gain + x.mean()))
+    return cv2.resize(d, grid, interpolation=cv2.INTER_AREA).ravel()
+
+
+def cell_noise(frames: "list[np.ndarray]", max_pairs: int = 200) -> "np.ndarray":  # noqa: F821
+    """Per cell, what noise, compression and flicker leave between consecutive frames (the median
+    of their cell differences: most consecutive frames of a fixed camera show the same scene)."""
+    import numpy as np
+
+    pairs = np.unique(np.linspace(1, len(frames) - 1, min(max_pairs, len(frames) - 1)).astype(int))
+    if len(pairs) == 0:
+        return np.zeros(GRID[0] * GRID[1], np.float32)
+    return np.median(np.stack([cell_difference(frames[i - 1], frames[i]) for i in pairs]), axis=0)
+
+
+def static_keyframes(frames: "list[np.ndarray]", times: "np.ndarray",  # noqa: F821
+                     sharpness: "np.ndarray") -> list[tuple[int, str]]:  # noqa: F821
+    """A fixed camera's keyframes as (index, reason): the opening view (the sharpest frame of the
+    first ``EVENT_GAP_S`` that looks like the first frame), then one frame per event (``new object``): a run of frames that differ
+    from the opening view, at least ``EVENT_MIN_S`` long, runs less than ``EVENT_GAP_S`` apart joined.
+    The event's keyframe is the sharpest of its frames that differ at least as much as its median
+    frame. A cell differs when it is ``NEW_OBJECT_NOISE`` times its own frame-to-frame noise and
+    ``NEW_OBJECT_MIN_DIFF`` grey levels off (after a blur: a change of focus is no object); a frame
+    differs when at least ``NEW_OBJECT_CELLS`` of the cells do. The scene returning to its opening state (the empty car park after a car has gone)
+    is no event."""
+    import numpy as np
+
+    n = len(frames)
+    if n == 0:
+        return []
+    import cv2
+
+    times = np.asarray(times, np.float64)
+    frames = [cv2.GaussianBlur(f, (0, 0), CHANGE_BLUR) for f in frames]  # focus and fine noise do not count
+    floor = np.maximum(NEW_OBJECT_NOISE * cell_noise(frames), NEW_OBJECT_MIN_DIFF)
+    need = max(1, int(np.ceil(NEW_OBJECT_CELLS * floor.size)))
+    opening = np.flatnonzero(times <= times[0] + EVENT_GAP_S)
+    opening = [i for i in opening if (cell_difference(frames[0], frames[i]) >= floor).sum() < need]
+    first = int(opening[np.argmax(sharpness[opening])])
+    diff = np.array([int((cell_difference(frames[first], f) >= floor).sum()) for f in frames])
+    chosen = [(first, "scene")]
+    for a, b in change_events(diff >= need, times):
+        if times[a] - times[0] < OPENING_S:
+            continue  # what moves from the start (a signer's hands) belongs to the opening view
+        span = np.arange(a, b + 1)
+        top = span[diff[span] >= np.median(diff[span])]
+        chosen.append((int(top[np.argmax(sharpness[top])]), "new object"))
+    return chosen
+
+
+def change_events(on: "np.ndarray", times: "np.ndarray") -> list[tuple[int, int]]:  # noqa: F821
+    """Runs of frames (first, last index) where ``on``: runs less than ``EVENT_GAP_S`` apart joined,
+    runs shorter than ``EVENT_MIN_S`` dropped."""
+    import numpy as np
+
+    events: list[list[int]] = []
+    for i in np.flatnonzero(on):
+        if events and times[i] - times[events[-1][1]] <= EVENT_GAP_S:
+            events[-1][1] = int(i)
+        else:
+            events.append([int(i), int(i)])
+    return [(a, b) for a, b in events if times[b] - times[a] >= EVENT_MIN_S]
+
+
+MODES = ("auto", "shots", "coverage")
+
+
+def select_views(frames: "list[np.ndarray]", times: "np.ndarray", sharpness: "np.ndarray",  # noqa: F821
+                 mode: str = "auto", min_overlap: float = DEFAULT_OVERLAP) -> "pd.DataFrame":  # noqa: F821
+    """Keyframes of one video from small grey frames (time order) by geometry and change, not meaning.
+
+    Shots are cut where the motion cannot be followed. In ``auto`` mode each shot is split into
+    stretches (``still_stretches``): a fixed-camera stretch keeps its opening view and one frame per
+    event of something passing through (``static_keyframes``); a moving stretch keeps a frame each time
+    the view has moved on (``coverage_keyframes``, against every keyframe of the shot). ``coverage``
+    applies the moving rule to whole shots. Returns one row per frame: ``segment`` (shot),
+    ``camera`` (static/moving), ``is_keyframe``, ``reason`` (``new shot``, ``moved on``, ``new
+    object``; empty for other frames), ``overlap`` (a keyframe's overlap with the keyframe before it in
+    its shot, 0 for a shot's first) and ``coverage`` (each frame's largest overlap with a keyframe of
+    its shot).
+    """
+    import numpy as np
+    import pandas as pd
+
+    n = len(frames)
+    times = np.asarray(times, np.float64)
+    sharp = np.nan_to_num(np.asarray(sharpness, np.float64))
+    out = pd.DataFrame({"segment": np.zeros(n, np.int64), "camera": [""] * n, "is_keyframe": np.zeros(n, bool),
+                        "reason": [""] * n, "overlap": np.zeros(n), "coverage": np.zeros(n)})
+    if n == 0:
+        return out
+    mo = track(frames)
+    out["segment"] = mo.segment
+    reasons: dict[int, str] = {}
+    for s in range(int(mo.segment.max()) + 1):
+        idx = np.flatnonzero(mo.segment == s)
+        t = mo.transform[idx]
+        kept: list[int] = []
+        stretches = still_stretches(t, mo.size, times[idx]) if mode == "auto" else [(0, len(idx) - 1, False)]
+        for a, b, static in stretches:
+            out.loc[idx[a:b + 1], "camera"] = "static" if static else "moving"
+            if static:
+                part = [(a + k, why) for k, why in
+                        static_keyframes([frames[i] for i in idx[a:b + 1]], times[idx[a:b + 1]], sharp[idx[a:b + 1]])]
+                near = (1.0 + min_overlap) / 2
+                if kept and part and nearest_overlap(t, mo.size, part[0][0], kept) > near:
+                    part = part[1:]  # the camera came to rest on a view already kept
+            else:
+                sub = t[:b + 1]
+                part = [(k, "moved on") for k in coverage_keyframes(sub, mo.size, sharp[idx[:b + 1]], min_overlap,
+                                                                      kept=kept) if k >= a]
+            kept += [k for k, _ in part]
+            for k, why in part:
+                reasons[int(idx[k])] = why
+        kept.sort()
+        if kept:
+            reasons[int(idx[kept[0]])] = "new shot"
+        for j, k in enumerate(kept):
+            out.loc[idx[k], "overlap"] = overlap(t[kept[j - 1]], t[k], mo.size) if j else 0.0
+        out.loc[idx, "coverage"] = [max((overlap(t[k], t[i], mo.size) for k in kept), default=0.0)
+                                    for i in range(len(idx))]
+    for i, why in reasons.items():
+        out.loc[i, "is_keyframe"] = True
+        out.loc[i, "reason"] = why
+    return out

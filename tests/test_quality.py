@@ -1,0 +1,48 @@
+"""Quality issues: absolute per-item scores from measures, spectral tests before RGB heuristics."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from agcurate.ops.quality import CALIBRATION, ISSUES, fit_test, issue_logits, quality_table
+
+
+def test_issue_scores_are_absolute_and_flag_at_the_calibrated_threshold():
+    t, s = CALIBRATION["brightness"]
+    items = pd.DataFrame({"brightness": [t - 3 * s, t, t + 3 * s, 0.5]})
+    q = quality_table(items)
+    assert q["is_dark"].tolist() == [True, True, False, False]
+    assert q["dark_score"][1] == pytest.approx(0.5)
+    assert q["dark_score"].is_monotonic_decreasing  # darker = more likely dark
+    # absolute: the same item scores the same whatever else is in the collection
+    alone = quality_table(items.iloc[[0]].reset_index(drop=True))
+    assert alone["dark_score"][0] == q["dark_score"][0]
+    assert np.isnan(q["cloud_score"]).all() and not q["is_cloud"].any()  # no measure: not flagged
+
+
+def test_spectral_tests_win_over_rgb_heuristics_per_item():
+    t_s, s_s = CALIBRATION["sig_cloud"]
+    t_w, s_w = CALIBRATION["white_share"]
+    items = pd.DataFrame({"sig_cloud": [t_s + 2 * s_s, np.nan], "white_share": [0.0, t_w + 2 * s_w]})
+    logits, basis = issue_logits(items)
+    assert logits["cloud"] == pytest.approx([2.0, 2.0])
+    assert basis["cloud"].tolist() == ["spectral", "rgb heuristic"]
+    # haze takes the stronger of cirrus and the haze transform
+    t_c, s_c = CALIBRATION["sig_cirrus"]
+    t_h, s_h = CALIBRATION["sig_dark_object"]
+    items = pd.DataFrame({"sig_cirrus": [t_c + 4 * s_c, np.nan], "sig_dark_object": [t_h - s_h, t_h + s_h],
+                          "dark_channel": [0.0, 1.0]})
+    logits, basis = issue_logits(items)
+    assert logits["haze"] == pytest.approx([4.0, 1.0]) and basis["haze"].tolist() == ["spectral", "spectral"]
+    assert set(quality_table(items).columns) >= {f"{i}_score" for i in ISSUES} | {f"is_{i}" for i in ISSUES}
+
+
+def test_fit_test_puts_the_threshold_between_separated_classes():
+    rng = np.random.default_rng(0)
+    clean, bad = rng.uniform(0.0, 0.05, 200), rng.uniform(0.5, 1.0, 20)
+    t, s = fit_test(np.r_[clean, bad], np.r_[np.zeros(200), np.ones(20)], "high")
+    assert 0.05 < t < 0.5 and s > 0
+    t_low, _ = fit_test(np.r_[clean, bad], np.r_[np.ones(200), np.zeros(20)], "low")  # low values bad
+    assert 0.05 < t_low < 0.5
