@@ -33,15 +33,20 @@ def check_exists(flag: str, paths: Iterable[str | os.PathLike] | None) -> None:
 
 
 def embed_input(paths, config, *, progress: bool | None = None, remember: bool = True,
-                on_embedded: Callable | None = None, **kwargs):
-    """``embed(paths)`` with ``config``, then ``on_embedded(emb)`` (the CLI prints a line there)."""
+                on_embedded: Callable | None = None, neighbor_index: bool = False, **kwargs):
+    """``embed(paths)`` with ``config``, then ``on_embedded(emb)`` (the CLI prints a line there).
+
+    ``neighbor_index``: the command runs kNN over all of these vectors (dedup, search, outliers), so
+    a large collection gets the store's persistent ANN index attached (built or brought up to date);
+    other commands skip that work."""
     from ..embedding import embed
 
     emb = embed(None if paths is None else list(paths), config=config, progress=progress, remember=remember,
                 **kwargs)
-    from .neighbor_index import attach_store_index
+    if neighbor_index:
+        from .neighbor_index import attach_store_index
 
-    attach_store_index(emb)  # large collections: kNN through the store's persistent ANN index
+        attach_store_index(emb)
     if on_embedded is not None:
         on_embedded(emb)
     return emb

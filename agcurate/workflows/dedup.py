@@ -111,7 +111,7 @@ def dedup(paths: Iterable[str | os.PathLike] | None = None, *, threshold: float 
     cfg = EmbedConfig.make(config, **options)
     if threshold is None:
         threshold = DEFAULT_THRESHOLD if verify else COSINE_THRESHOLD
-    emb = embed_input(paths, cfg, progress=progress, on_embedded=on_embedded)
+    emb = embed_input(paths, cfg, progress=progress, on_embedded=on_embedded, neighbor_index=True)
     turned = None
     if rotations and verify and len(emb) > 1:
         from ..embedding.rotations import turned_vectors

@@ -115,10 +115,10 @@ def outliers(paths: Iterable[str | os.PathLike] | None = None, *, method: str = 
     check_range("--k", k, 1)
     check_exists("--reference", [reference] if reference is not None else None)
     cfg = EmbedConfig.make(config, **options)
-    emb = embed_input(paths, cfg, progress=progress, on_embedded=on_embedded)
+    emb = embed_input(paths, cfg, progress=progress, on_embedded=on_embedded, neighbor_index=True)
     ref = None
     if reference is not None:
-        ref = embed_input([reference], cfg, progress=progress, remember=False)
+        ref = embed_input([reference], cfg, progress=progress, remember=False, neighbor_index=True)
     items, unmeasured = fill_quality_signals(emb, progress)
     ref_items = None
     if ref is not None:

@@ -46,7 +46,7 @@ def search(queries: Iterable[str | os.PathLike], collection: Iterable[str | os.P
     check_exists("--in", collection)
     check_range("-k", k, 1)
     cfg = EmbedConfig.make(config, **options)
-    coll = embed_input(collection, cfg, progress=progress, on_embedded=on_embedded)
+    coll = embed_input(collection, cfg, progress=progress, on_embedded=on_embedded, neighbor_index=True)
     # queries are whole images through the collection's own encoder (also when PATH was omitted)
     q = embed(queries, config=cfg, encoder=coll.encoder, source_options=SourceOptions(), progress=progress,
               remember=False)
