@@ -290,3 +290,22 @@ def test_small_images_slightly_rotated(examples_dir, tmp_path):
         assert compare(base, copy).score >= 0.85
         assert compare(copy, base).score >= 0.85
         assert compare(base, f(turned("Forest_3.jpg", angle))).score < 0.85
+
+
+def test_no_turns_skips_the_thumbnail_stage(examples_dir, examples_store, examples_embeddings, tmp_path, monkeypatch):
+    """``--turns`` (default) measures turn/mirror thumbnails of every item; ``--no-turns`` does not,
+    and the copies the embeddings propose are still found."""
+    import agcurate.workflows.dedup as wd
+
+    calls = []
+    real = wd.item_thumbnails
+    monkeypatch.setattr(wd, "item_thumbnails", lambda load, n, **kw: calls.append(n) or real(load, n, **kw))
+    groups = {}
+    for flag in ("--turns", "--no-turns"):
+        out = tmp_path / flag
+        res = runner.invoke(app, ["dedup", str(examples_dir), flag, "--store", str(examples_store), "--out", str(out),
+                                  "--workers", "0"])
+        assert res.exit_code == 0, res.output
+        groups[flag] = sorted(map(sorted, _groups(out / "duplicates.csv")))
+    assert calls == [len(examples_embeddings)]                     # only the default run measured them
+    assert groups["--turns"] == groups["--no-turns"] == sorted(map(sorted, EXAMPLE_GROUPS))

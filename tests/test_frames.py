@@ -121,6 +121,31 @@ def test_keyframes_of_a_spliced_video(story_video, warm_store, tmp_path):
         assert im.size == (160, 90) and im.format == "JPEG"
 
 
+def test_motion_is_measured_while_the_samples_are_embedded(story_video, tmp_path, monkeypatch):
+    """``frames`` starts each video's motion analysis as soon as the items are listed, before any is
+    encoded, and the keyframes are those of the analysis done afterwards, one video at a time."""
+    import agcurate.workflows.frames as fw
+
+    video, _ = story_video
+    listed, analysed = [], []
+    group, analyse = fw._frames_by_video, fw.analyse_views
+
+    def on_listed(items):  # called when the analyses are submitted
+        listed.append(len(list((tmp_path / "st").rglob("parts/*.parquet"))))  # vectors stored by then
+        return group(items)
+
+    monkeypatch.setattr(fw, "_frames_by_video", on_listed)
+    monkeypatch.setattr(fw, "analyse_views", lambda sampled, **kw: analysed.append(1) or analyse(sampled, **kw))
+    res = fw.frames([video], fps=5, store=tmp_path / "st", workers=0, progress=False)
+    assert res.embeddings.stats.encoded > 0 and listed == [0] and analysed == [1]  # before any vector
+    (v,) = res.videos
+    sub = res.embeddings.to_items()
+    again, _ = fw.view_keyframes(sorted(sub, key=lambda it: it.frame), res.embeddings.vectors[
+        np.argsort(res.embeddings.items["frame"].to_numpy(), kind="stable")])
+    assert again["is_keyframe"].tolist() == v.table["is_keyframe"].tolist()
+    assert again["reason"].tolist() == v.table["reason"].tolist()
+
+
 def test_cli_frames_twice_same_csv_and_contact_sheet(story_video, warm_store, tmp_path, page, artifacts):
     video, shots = story_video
     out = tmp_path / "out"

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from agcurate.ops.motion import select_views, track
+from agcurate.ops.motion import cut_candidates, overlap, overlaps, same_scene, select_views, smooth_path, track
 from videokit import photo, window_overlap, window_pan
 
 WINDOW = (240, 135)
@@ -75,6 +75,53 @@ def test_a_cut_starts_a_new_shot():
     b = window_pan(photo("coffee"), [(50 + k, 80) for k in range(10)], size=(160, 90), window=WINDOW)
     mo = track(_grey(a + b))
     assert mo.segment.tolist() == [0] * 10 + [1] * 10
+
+
+def test_overlaps_of_many_transforms_match_one_by_one():
+    size = (160, 90)
+    shift = lambda dx, dy: np.array([[1, 0, dx], [0, 1, dy], [0, 0, 1.0]])  # noqa: E731
+    zoom = np.diag([2.0, 2.0, 1.0])
+    tbs = np.stack([shift(0, 0), shift(80, 0), shift(40, 45), zoom, shift(200, 0)])
+    got = overlaps(np.eye(3), tbs, size)
+    assert got == pytest.approx([1.0, 0.5, 0.375, 0.25, 0.0], abs=0.02)  # half, 3/4 x 1/2, zoom x2, gone
+    assert got.tolist() == [overlap(np.eye(3), t, size) for t in tbs]
+    assert overlaps(np.eye(3), np.stack([shift(0, 0), np.zeros((3, 3))]), size).tolist() == [1.0, 0.0]
+
+
+def test_smooth_path_takes_out_shake_and_keeps_a_pan():
+    size, t = (160, 90), np.arange(40) / 10.0
+    shift = lambda dx: np.array([[1, 0, dx], [0, 1, 0], [0, 0, 1.0]])  # noqa: E731
+    shaky = np.stack([shift(50.0 * (-1) ** k) for k in range(40)])    # swinging +-50 px every 1/10 s
+    raw = overlaps(shaky[0], shaky, size)
+    smooth = smooth_path(shaky, t, size)
+    assert raw.min() < 0.4                                             # frame to frame, a third of the view
+    assert overlaps(smooth[0], smooth, size).min() > 0.9               # on average the camera stays put
+    pan = np.stack([shift(4.0 * k) for k in range(40)])                # a steady pan: 4 px per frame
+    inner = slice(8, 32)                                               # (the ends lean inwards a little)
+    assert np.abs(smooth_path(pan, t, size)[inner] - pan[inner]).max() < 0.5   # under a pixel
+
+
+def test_shaky_hand_held_frames_are_no_cut_but_a_real_cut_is():
+    img = photo("astronaut")
+    rng = np.random.default_rng(3)
+    swing = [(int(150 + 30 * np.sin(1.3 * k) + rng.integers(-5, 5)), int(150 + 20 * np.cos(1.7 * k)))
+             for k in range(30)]                                            # a hand swinging ~0.5 s back and forth
+    shaky = _grey(window_pan(img, swing, size=(160, 90), window=WINDOW))
+    assert sum(not same_scene(a, b) for a, b in zip(shaky, shaky[1:])) >= 5  # frames often unlike the one before
+    other = _grey(window_pan(photo("coffee"), [(50 + k, 80) for k in range(10)], size=(160, 90), window=WINDOW))
+    cut = cut_candidates(shaky + other)
+    assert np.flatnonzero(cut).tolist() == [30]
+    assert track(shaky + other).segment.tolist() == [0] * 30 + [1] * 10
+
+
+def test_a_pan_that_comes_to_rest_says_moved_on_for_the_new_view():
+    img = photo("rocket")  # 640x427
+    corners = [(4 * k, 100) for k in range(60)] + [(236, 100)] * 30   # pan 6 s, then hold 3 s
+    res = _views(window_pan(img, corners, size=(160, 90), window=WINDOW))
+    kept = np.flatnonzero(res["is_keyframe"]).tolist()
+    assert set(res.loc[kept, "reason"]) <= {"new shot", "moved on"}
+    assert set(res.loc[60:, "camera"]) == {"static"}
+    _check_coverage(corners, kept)
 
 
 def _fixed_scene(rng, n=80):

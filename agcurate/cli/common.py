@@ -44,6 +44,7 @@ BandsOpt = Annotated[Optional[str], typer.Option("--bands", help="Raster bands t
 ThreadsOpt = Annotated[Optional[int], typer.Option("--threads", min=1, help="CPU threads for the model (default: all cores; $AGCURATE_THREADS).")]
 EngineOpt = Annotated[str, typer.Option("--engine", help="Where encoding runs: local (this machine) or ray (Ray Data: decode tasks, encoder actors; pip install 'agcurate[ray]').")]
 AddressOpt = Annotated[Optional[str], typer.Option("--address", help="Ray cluster to use with --engine ray (e.g. ray://HEAD:10001 or auto; default: a local Ray).")]
+DecodeOpt = Annotated[str, typer.Option("--decode", help="Where JPEGs are decoded: auto (on the GPU when the model runs on CUDA), cpu (decode workers) or gpu (torchvision/nvjpeg; needs CUDA).")]
 StretchOpt = Annotated[Optional[str], typer.Option("--stretch", help="Clip range LO,HI that scales raster values to 8 bits (default: 0,3000 for 16-bit, 0,0.3 for float).")]
 
 
@@ -88,7 +89,8 @@ _EMBED_FLAGS = (("weights", WeightsOpt, None), ("device", DeviceOpt, "auto"), ("
                 ("batch_size", BatchOpt, None), ("workers", WorkersOpt, None), ("image_size", ImageSizeOpt, None),
                 ("tile", TileOpt, None), ("stride", StrideOpt, None), ("bands", BandsOpt, None),
                 ("stretch", StretchOpt, None), ("fps", FpsOpt, None), ("store", StoreOpt, None),
-                ("threads", ThreadsOpt, None), ("engine", EngineOpt, "local"), ("address", AddressOpt, None))
+                ("threads", ThreadsOpt, None), ("engine", EngineOpt, "local"), ("address", AddressOpt, None),
+                ("decode", DecodeOpt, "auto"))
 
 
 def embed_options(model: bool = True):

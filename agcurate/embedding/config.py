@@ -19,6 +19,7 @@ from ..sources.base import SourceOptions, at_least
 DEVICES = ("auto", "cpu", "cuda")
 BACKENDS = ("auto", "torch", "onnx")
 ENGINES = ("local", "ray")
+DECODES = ("auto", "cpu", "gpu")  # where JPEGs are decoded (``embedding.gpu_decode``)
 
 
 @dataclass(frozen=True)
@@ -46,12 +47,14 @@ class EmbedConfig:
     threads: int | None = None
     engine: str = "local"         # local: this process and its decode workers; ray: Ray Data
     address: str | None = None    # the Ray cluster (--engine ray); None: a running or a local one
+    decode: str = "auto"          # JPEG decode: gpu (on CUDA: nvjpeg via torchvision), cpu (workers), auto
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__  # frozen: normalise in place once, then never again
         set_(self, "device", (self.device or "auto").strip().lower())
         set_(self, "backend", (self.backend or "auto").strip().lower())
         set_(self, "engine", (self.engine or "local").strip().lower())
+        set_(self, "decode", (self.decode or "auto").strip().lower())
         if self.weights is not None:
             set_(self, "weights", Path(self.weights))
         if self.store is not None:
@@ -81,6 +84,11 @@ class EmbedConfig:
             raise UsageError(f"--engine {self.engine!r} is not one of {', '.join(ENGINES)}")
         if self.address and self.engine != "ray":
             raise UsageError("--address names a Ray cluster; give it with --engine ray")
+        if self.decode not in DECODES:
+            raise UsageError(f"--decode {self.decode!r} is not one of {', '.join(DECODES)}")
+        if self.decode == "gpu" and (self.device == "cpu" or self.engine != "local"):
+            raise UsageError("--decode gpu decodes JPEGs on a CUDA device with --engine local; "
+                             f"not with --device {self.device} --engine {self.engine}: use --decode cpu or auto")
         at_least("--batch-size", self.batch_size, 1)
         at_least("--workers", self.workers, 0)
         at_least("--image-size", self.image_size, 16)

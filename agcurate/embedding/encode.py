@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -105,7 +105,7 @@ def default_workers(n_items: int, cuda: bool = False) -> int:
 def embed(paths: Iterable[str | Path] | None = None, model: str | None = None, *,
           config: EmbedConfig | None = None, source_options: SourceOptions | None = None,
           progress: bool | None = None, remember: bool = True, encoder: Encoder | None = None,
-          **options) -> Embeddings:
+          on_listed: Callable[[list[Item]], None] | None = None, **options) -> Embeddings:
     """Embed every item under ``paths`` and return all vectors, encoding only what the store lacks.
 
     Settings come from ``config`` (an ``EmbedConfig``) with ``model`` and the keyword ``options``
@@ -113,7 +113,9 @@ def embed(paths: Iterable[str | Path] | None = None, model: str | None = None, *
     ``source_options`` overrides the item options the config implies; ``encoder`` an already
     resolved encoder (the config's model is then ignored). With ``paths=None`` the collection of
     the last ``embed`` in this store is used (and its model, when the model is left at the
-    default). Raises ``NoUsableInputError`` when nothing usable remains.
+    default). ``on_listed(items)`` is called with every item found, before any is encoded (a command
+    can start work of its own on them meanwhile). Raises ``NoUsableInputError`` when nothing usable
+    remains.
     """
     t0 = time.perf_counter()
     cfg = EmbedConfig.make(config, model=model, **options)
@@ -134,11 +136,17 @@ def embed(paths: Iterable[str | Path] | None = None, model: str | None = None, *
     inputs = [str(Path(p).expanduser().resolve()) for p in paths]
     opts = source_options or SourceOptions()
     enc = encoder or get_encoder(cfg.model, weights=weights, image_size=image_size)
+    if cfg.decode == "gpu":  # before any file is read: CUDA and a working device decoder, or a usage error
+        from .gpu_decode import resolve_decode
+
+        resolve_decode(cfg.decode, resolve_device(cfg.device), bands=bool(enc.bands), engine=cfg.engine)
     from ..encoders.bands import band_options
     from .bands import fit_bands
 
     opts = band_options(enc.bands, enc.stretch, opts)  # an encoder trained on bands picks them
     found = discover(inputs, opts)
+    if on_listed is not None and found.items:
+        on_listed(list(found.items))
     enc = fit_bands(enc, found.items, opts, inputs, root, found.skipped)  # --bands all: the stem inflated
     st = EmbeddingStore(root, enc.id, enc.slug, enc.dim)
     stats = EmbedStats(found=len(found.items), ignored=found.ignored)
@@ -241,7 +249,8 @@ def encode_items(items: Sequence[Item], enc: Encoder, st: EmbeddingStore, opts: 
     t_start = time.perf_counter()
     import torch
 
-    from .loader import DecodeDataset, collate_rows, fork_safe_opencv, worker_init
+    from .gpu_decode import BatchDecoder, resolve_decode
+    from .loader import DecodeDataset, collate_rows, cpu_fallback, describe_device_decoded, fork_safe_opencv, worker_init
 
     cfg = config or EmbedConfig()
     dev = resolve_device(cfg.device)
@@ -249,7 +258,10 @@ def encode_items(items: Sequence[Item], enc: Encoder, st: EmbeddingStore, opts: 
     batch_size = cfg.batch_size or (128 if cuda else 32)
     n_workers = default_workers(len(items), cuda) if cfg.workers is None else cfg.workers
     runner = make_runner(enc, dev, cfg.backend, cache_dir=cfg.onnx_cache(), threads=cfg.threads)
-    dataset = DecodeDataset(items, opts, enc.input_size, bands=enc.bands)
+    decode = resolve_decode(cfg.decode, dev, bands=bool(enc.bands), engine=cfg.engine)
+    dataset = DecodeDataset(items, opts, enc.input_size, bands=enc.bands, jpeg_bytes=decode == "gpu")
+    prepare = BatchDecoder(enc.input_size, dev, cpu_fallback(enc.input_size), describe_device_decoded,
+                           threads=max(1, n_workers))
     loader = torch.utils.data.DataLoader(
         dataset, batch_size=batch_size, num_workers=n_workers, collate_fn=collate_rows,
         pin_memory=False, worker_init_fn=functools.partial(worker_init, nice=0 if cuda else 19),
@@ -258,18 +270,21 @@ def encode_items(items: Sequence[Item], enc: Encoder, st: EmbeddingStore, opts: 
     )
     failed: list[Skipped] = []
     chunks = ChunkWriter(st)
-    with fork_safe_opencv(n_workers), progress_bar(len(items), f"embedding ({enc.name})", enabled=progress) as bar:
+    with prepare, fork_safe_opencv(n_workers), progress_bar(len(items), f"embedding ({enc.name})", enabled=progress) as bar:
         t_loop = t_done = time.perf_counter()  # the bar's clock starts here too
         if stats is not None:
             stats.startup_seconds += t_loop - t_start
         for batch in loader:
-            for row, error in batch["failed"]:
+            ready = prepare(batch)  # with GPU decode: JPEG bytes decoded and resized on the device
+            for row, error in ready.failed:
                 failed.append(Skipped(row["path"], error, key=row["key"]))
-            x = batch["pixels"]
+            x = ready.pixels
             if x is not None:
-                if cuda:
+                if cuda and x.device.type == "cpu":
                     x = x.pin_memory()
-                chunks.add(batch["rows"], runner(x))
+                vectors = runner(x)
+                ready.wait()  # the signals of device-decoded items, measured while the model ran
+                chunks.add(ready.rows, vectors)
             bar.advance(batch["n"])
             t_done = time.perf_counter()
     if stats is not None:

@@ -3,13 +3,16 @@ cuts, and what passes through a fixed camera's view.
 
 Pure functions on arrays (OpenCV does the vision): frame-to-frame motion from tracked corners
 (``goodFeaturesToTrack`` + pyramidal Lucas-Kanade + ``findHomography``: shift, turn, zoom and the
-perspective of the ground), chained into one coordinate frame per shot, so the overlap of any two
-frames of a shot follows from their transforms. A fixed camera's changes are compared cell by cell
-against each cell's own noise. Nothing here reads files or knows about embeddings.
+perspective of the ground), chained into one coordinate frame per shot and smoothed over time (hand
+shake is no new view), so the overlap of any two frames of a shot follows from their transforms. A
+cut is where nothing in the half second after looks like anything in the half second before. A
+fixed camera's changes are compared cell by cell against each cell's own noise. Nothing here reads
+files or knows about embeddings.
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 DEFAULT_OVERLAP = 0.5    # keep a new frame when the view overlaps every kept frame of the shot less than this
@@ -19,12 +22,14 @@ MAX_CORNERS = 120        # corners tracked from frame to frame (10 per cell of a
 STILL_PX = 1.0           # a corner that moved less than this (pixels at 160 px width) stood still ...
 STILL_SHARE = 0.3        # ... and when this share of the tracked corners stood still, so did the camera
 MIN_INLIERS = 12         # a camera motion explains at least this many tracked corners ...
-MIN_INLIER_SHARE = 0.25  # ... and this share of them ...
+MIN_INLIER_SHARE = 0.5   # ... and most of them (the dominant motion: leaves tossing and blur make none) ...
 SPREAD = 0.5             # ... in at least this share of the grid cells that have tracked corners ...
 IDENTITY_SHARE = 0.9     # ... unless "no motion" matches at least this share of the grid cells it matches
 MIN_STEP_OVERLAP = 0.5   # frames 1/10 s apart sharing less than this: a wrong match, not a camera that fast
 REANCHOR = 0.8           # measure against a newer frame once the view shares less than this with the anchor
-SAME_SCENE = 0.6         # where motion cannot be measured, frames correlating this much (32x18) are one shot
+SHAKE_S = 0.3            # camera motion faster than this (seconds, a Gaussian's sigma) is shake, not a new view
+SAME_SCENE = 0.6         # where motion cannot be measured, frames correlating this much (32x18) are one shot ...
+CUT_WINDOW_S = 0.5       # ... nor do any two frames within this many seconds before and after it
 CUT_DIFF = 30.0          # two flat pictures further apart in mean grey (0-255) than this are a cut
 NEW_OBJECT_NOISE = 4.0   # a cell differs from a keyframe by this many times its frame-to-frame noise ...
 NEW_OBJECT_MIN_DIFF = 12.0  # ... and by at least this many grey levels (0-255) on average
@@ -138,29 +143,69 @@ def _matching_cells(a: "np.ndarray", b: "np.ndarray", valid: "np.ndarray | None"
     return int((cells < 8.0).sum())
 
 
-def same_scene(a: "np.ndarray", b: "np.ndarray") -> bool:  # noqa: F821
-    """Two grey frames look alike at 32x18 (correlation at least ``SAME_SCENE``): no cut between them."""
+def _thumb(a: "np.ndarray") -> "tuple[np.ndarray | None, float]":  # noqa: F821
+    """A grey frame at 32x18, mean removed and L2-normalised (None when flat), and its mean grey."""
     import cv2
     import numpy as np
 
-    ta = cv2.resize(a, (32, 18), interpolation=cv2.INTER_AREA).astype(np.float32).ravel()
-    tb = cv2.resize(b, (32, 18), interpolation=cv2.INTER_AREA).astype(np.float32).ravel()
-    ta -= ta.mean()
-    tb -= tb.mean()
-    na, nb = float(np.linalg.norm(ta)), float(np.linalg.norm(tb))
-    if na < 1e-3 or nb < 1e-3:  # a flat picture: alike when both are flat and of one brightness
-        return na < 1e-3 and nb < 1e-3 and abs(float(a.mean()) - float(b.mean())) < CUT_DIFF
-    return float(ta @ tb) / (na * nb) >= SAME_SCENE
+    t = cv2.resize(a, (32, 18), interpolation=cv2.INTER_AREA).astype(np.float32).ravel()
+    t -= t.mean()
+    norm = float(np.linalg.norm(t))
+    return (t / norm if norm >= 1e-3 else None), float(a.mean())
 
 
-def track(frames: "list[np.ndarray]") -> Motion:  # noqa: F821
+def _thumb_dissimilarity(ta, tb) -> float:
+    (va, ma), (vb, mb) = ta, tb
+    if va is None or vb is None:  # a flat picture: alike when both are flat and of one brightness
+        return 0.0 if va is None and vb is None and abs(ma - mb) < CUT_DIFF else 1.0
+    return 1.0 - float(va @ vb)
+
+
+def dissimilarity(a: "np.ndarray", b: "np.ndarray") -> float:  # noqa: F821
+    """1 - the correlation of two grey frames at 32x18 (0: alike, 1: unrelated, 2: inverted); two flat
+    pictures are alike (0) when of one brightness, a flat and a textured one unrelated (1)."""
+    return _thumb_dissimilarity(_thumb(a), _thumb(b))
+
+
+def same_scene(a: "np.ndarray", b: "np.ndarray") -> bool:  # noqa: F821
+    """Two grey frames look alike at 32x18 (correlation at least ``SAME_SCENE``): no cut between them."""
+    return dissimilarity(a, b) <= 1.0 - SAME_SCENE
+
+
+def cut_candidates(frames: "list[np.ndarray]", times: "np.ndarray | None" = None) -> "np.ndarray":  # noqa: F821
+    """Per frame, whether a cut may come before it: no frame of the ``CUT_WINDOW_S`` after it
+    (itself included) looks like (``same_scene``) any frame of the ``CUT_WINDOW_S`` before it. A
+    hand-held camera that swings and blurs makes consecutive frames unlike each other, but within
+    half a second it swings back to a view like one before; after a cut nothing does. Without
+    ``times`` frames are taken 1/10 s apart."""
+    import numpy as np
+
+    n = len(frames)
+    out = np.zeros(n, bool)
+    if n < 2:
+        return out
+    times = np.arange(n) / 10.0 if times is None else np.asarray(times, np.float64)
+    thumbs = [_thumb(f) for f in frames]
+    unlike = 1.0 - SAME_SCENE
+    for i in range(1, n):
+        if _thumb_dissimilarity(thumbs[i - 1], thumbs[i]) <= unlike:
+            continue
+        before = np.flatnonzero((times < times[i]) & (times >= times[i - 1] - CUT_WINDOW_S))
+        after = np.flatnonzero((times >= times[i]) & (times <= times[i] + CUT_WINDOW_S))
+        out[i] = all(_thumb_dissimilarity(thumbs[a], thumbs[b]) > unlike for a in before for b in after)
+    return out
+
+
+def track(frames: "list[np.ndarray]", times: "np.ndarray | None" = None) -> Motion:  # noqa: F821
     """Chain ``frame_motion`` over grey frames in time order into one coordinate frame per shot.
 
     Each frame is measured against an anchor (an earlier frame of the shot) rather than only the one
     before, so a fixed camera stays exactly still and a slow pan adds up without drift; the anchor
     moves on when the view shares less than ``REANCHOR`` with it, or when only the previous frame
-    can be matched. Where no motion can be measured (blur, a plain view) but the frame still looks
-    like the previous one, the camera is taken to have stood still; otherwise a new shot starts."""
+    can be matched. Where no motion can be measured (blur, a plain view) but the frame is no cut
+    (``cut_candidates``: it looks like the one before, or like one of the half second before), the
+    camera is taken to have stood still; otherwise a new shot starts. ``times``: the frames' times in
+    seconds (for the cut test's window)."""
     import cv2
     import numpy as np
 
@@ -172,6 +217,7 @@ def track(frames: "list[np.ndarray]") -> Motion:  # noqa: F821
     segment = np.zeros(n, np.int64)
     tracked = np.zeros(n, bool)
     anchor, anchor_pts = 0, (corners(frames[0]) if n else None)
+    cut = cut_candidates(frames, times)
     for i in range(1, n):
         segment[i] = segment[i - 1]
         m = frame_motion(frames[anchor], frames[i], anchor_pts, (raw[anchor], raw[i]))
@@ -182,7 +228,7 @@ def track(frames: "list[np.ndarray]") -> Motion:  # noqa: F821
         elif anchor != i - 1 and (m := frame_motion(frames[i - 1], frames[i], None, (raw[i - 1], raw[i]))) is not None \
                 and overlap(np.eye(3), m, size) >= MIN_STEP_OVERLAP:
             transform[i] = transform[i - 1] @ m
-        elif same_scene(frames[i - 1], frames[i]):
+        elif not cut[i]:
             m = None
             transform[i] = transform[i - 1]
         else:
@@ -196,28 +242,48 @@ def track(frames: "list[np.ndarray]") -> Motion:  # noqa: F821
     return Motion(transform=transform, segment=segment, tracked=tracked, size=size)
 
 
+@functools.lru_cache(maxsize=8)
 def _grid(size: tuple[int, int]) -> "np.ndarray":  # noqa: F821
+    """The ``OVERLAP_GRID`` points of a frame of ``size`` (w, h), homogeneous, as (3, points) (read-only)."""
     import numpy as np
 
     w, h = size
     gx, gy = OVERLAP_GRID
-    xs = (np.arange(gx) + 0.5) * w / gx
-    ys = (np.arange(gy) + 0.5) * h / gy
-    x, y = np.meshgrid(xs, ys)
-    return np.stack([x.ravel(), y.ravel(), np.ones(x.size)], axis=1)
+    x, y = np.meshgrid((np.arange(gx) + 0.5) * w / gx, (np.arange(gy) + 0.5) * h / gy)
+    g = np.stack([x.ravel(), y.ravel(), np.ones(x.size)])
+    g.setflags(write=False)
+    return g
 
 
-def _seen(h: "np.ndarray", size: tuple[int, int]) -> float:  # noqa: F821
-    """Share of a frame's points that ``h`` (3x3, this frame into another) puts inside the other."""
+def _seen(h: "np.ndarray", size: tuple[int, int]) -> "np.ndarray":  # noqa: F821
+    """For each 3x3 ``h`` of a stack (m, 3, 3) mapping a frame into another, the share of the frame's
+    points it puts inside the other."""
     import numpy as np
 
     w, hh = size
-    p = _grid(size) @ h.T
+    p = h @ _grid(size)  # (m, 3, points)
     z = p[:, 2]
     ok = z > 1e-9
-    x = np.where(ok, p[:, 0] / np.where(ok, z, 1), -1)
-    y = np.where(ok, p[:, 1] / np.where(ok, z, 1), -1)
-    return float(np.mean(ok & (x >= 0) & (x <= w) & (y >= 0) & (y <= hh)))
+    zs = np.where(ok, z, 1.0)
+    x, y = p[:, 0] / zs, p[:, 1] / zs
+    return np.mean(ok & (x >= 0) & (x <= w) & (y >= 0) & (y <= hh), axis=1)
+
+
+def overlaps(ta: "np.ndarray", tbs: "np.ndarray", size: tuple[int, int]) -> "np.ndarray":  # noqa: F821
+    """``overlap`` of frame A (transform ``ta``) with each frame of a stack of transforms ``tbs``."""
+    import numpy as np
+
+    tbs = np.asarray(tbs, np.float64).reshape(-1, 3, 3)
+    if len(tbs) == 0:
+        return np.zeros(0)
+    ta = np.asarray(ta, np.float64)
+    try:
+        ab = np.linalg.solve(tbs, np.broadcast_to(ta, tbs.shape))  # A's pixels into each B
+        ba = np.linalg.solve(np.broadcast_to(ta, tbs.shape), tbs)
+    except np.linalg.LinAlgError:  # a degenerate transform somewhere: that one shares nothing
+        return np.array([overlaps(ta, t, size)[0] if abs(np.linalg.det(t)) > 1e-12 else 0.0 for t in tbs]) \
+            if len(tbs) > 1 else np.zeros(1)
+    return np.minimum(_seen(ab, size), _seen(ba, size))
 
 
 def overlap(ta: "np.ndarray", tb: "np.ndarray", size: tuple[int, int]) -> float:  # noqa: F821
@@ -225,14 +291,7 @@ def overlap(ta: "np.ndarray", tb: "np.ndarray", size: tuple[int, int]) -> float:
     coordinates: the smaller of the share of A seen in B and the share of B seen in A (each measured
     on a grid of points in the frame's own pixels). A shift by half the width shares a half; a zoom
     in to half the width shares a quarter; walking forward, what has left the bottom of the view."""
-    import numpy as np
-
-    try:
-        ab = np.linalg.solve(tb, ta)  # A's pixels into B
-        ba = np.linalg.solve(ta, tb)
-    except np.linalg.LinAlgError:
-        return 0.0
-    return min(_seen(ab, size), _seen(ba, size))
+    return float(overlaps(ta, tb, size)[0])
 
 
 def coverage_keyframes(transforms: "np.ndarray", size: tuple[int, int], sharpness: "np.ndarray",  # noqa: F821
@@ -246,10 +305,6 @@ def coverage_keyframes(transforms: "np.ndarray", size: tuple[int, int], sharpnes
     import numpy as np
 
     n = len(transforms)
-
-    def ov(i: int, j: int) -> float:
-        return overlap(transforms[i], transforms[j], size)
-
     if n == 0:
         return []
     near = (1.0 + min_overlap) / 2  # "moved on": shares at most this much with any kept frame
@@ -257,21 +312,53 @@ def coverage_keyframes(transforms: "np.ndarray", size: tuple[int, int], sharpnes
     if kept:
         kept, start = list(kept), 0
     else:
-        first = [i for i in range(n) if ov(0, i) >= near] or [0]
-        first = first[:next((k for k, i in enumerate(first) if i != first[0] + k), len(first))]  # a leading run
-        kept = [max(first, key=lambda i: (sharpness[i], -i))]
+        first = np.flatnonzero(overlaps(transforms[0], transforms, size) >= near)
+        first = first[:next((k for k, i in enumerate(first) if i != first[0] + k), len(first))] if len(first) \
+            else [0]  # a leading run
+        kept = [max((int(i) for i in first), key=lambda i: (sharpness[i], -i))]
         start = kept[0] + 1
+    cov = np.max([overlaps(transforms[k], transforms, size) for k in kept], axis=0)  # best overlap with a kept frame
     while start < n:
-        cov = np.array([max(ov(k, i) for k in kept) for i in range(start, n)])
-        below = np.flatnonzero(cov < min_overlap)
+        below = np.flatnonzero(cov[start:] < min_overlap)
         if len(below) == 0:
             break
         c = start + int(below[0])
-        pool = [start + j for j in range(c - start) if cov[j] <= near] or [c]
+        pool = [start + j for j in range(c - start) if cov[start + j] <= near] or [c]
         best = max(pool, key=lambda i: (sharpness[i], -i))
         kept.append(best)
+        cov = np.maximum(cov, overlaps(transforms[best], transforms, size))
         start = best + 1
     return sorted(k for k in kept if k not in given)
+
+
+def smooth_path(transforms: "np.ndarray", times: "np.ndarray", size: tuple[int, int],  # noqa: F821
+                sigma_s: float = SHAKE_S) -> "np.ndarray":  # noqa: F821
+    """The camera path of one shot with hand shake taken out, as video stabilisers do: the frame's
+    corners in the shot's coordinates are averaged over time (Gaussian, ``sigma_s`` seconds) and each
+    transform is rebuilt from its averaged corners. A slow pan or drive is unchanged; a camera that
+    swings back and forth (a hand-held walk) keeps its average view. Where a corner cannot be placed
+    (a view turned edge-on) the path is returned as it was."""
+    import cv2
+    import numpy as np
+
+    n = len(transforms)
+    times = np.asarray(times, np.float64)
+    if n < 3 or sigma_s <= 0:
+        return transforms
+    w, h = size
+    box = np.array([[0, 0, 1], [w, 0, 1], [w, h, 1], [0, h, 1]], np.float64).T
+    p = transforms @ box  # (n, 3, 4)
+    if (p[:, 2] <= 1e-6).any():
+        return transforms
+    c = p[:, :2] / p[:, 2:3]  # (n, 2, 4)
+    wt = np.exp(-0.5 * ((times[:, None] - times[None, :]) / sigma_s) ** 2)
+    wt /= wt.sum(axis=1, keepdims=True)
+    sm = np.einsum("ij,jkl->ikl", wt, c)
+    src = box[:2].T.astype(np.float32)
+    out = np.empty_like(transforms)
+    for i in range(n):
+        out[i] = cv2.getPerspectiveTransform(src, sm[i].T.astype(np.float32))
+    return out
 
 
 def still_stretches(transforms: "np.ndarray", size: tuple[int, int], times: "np.ndarray",  # noqa: F821
@@ -283,9 +370,7 @@ def still_stretches(transforms: "np.ndarray", size: tuple[int, int], times: "np.
     out: list[tuple[int, int, bool]] = []
     i = 0
     while i < n:
-        j = i
-        while j + 1 < n and overlap(transforms[i], transforms[j + 1], size) >= STATIC_OVERLAP:
-            j += 1
+        j = i + _run_length(transforms, size, i)
         if times[j] - times[i] >= STATIC_MIN_S or (i == 0 and j == n - 1):
             out.append((i, j, True))
         elif out and not out[-1][2]:
@@ -298,9 +383,24 @@ def still_stretches(transforms: "np.ndarray", size: tuple[int, int], times: "np.
     return out
 
 
+def _run_length(transforms: "np.ndarray", size: tuple[int, int], i: int) -> int:  # noqa: F821
+    """How many frames after ``i`` in a row overlap frame ``i`` at least ``STATIC_OVERLAP`` (measured
+    in growing chunks: a moving camera stops the run at once)."""
+    import numpy as np
+
+    n, j, chunk = len(transforms), i + 1, 8
+    while j < n:
+        below = np.flatnonzero(overlaps(transforms[i], transforms[j:j + chunk], size) < STATIC_OVERLAP)
+        if len(below):
+            return j + int(below[0]) - i - 1
+        j, chunk = j + chunk, chunk * 2
+    return n - 1 - i
+
+
 def nearest_overlap(transforms: "np.ndarray", size: tuple[int, int], i: int, others: list[int]) -> float:  # noqa: F821
     """The largest overlap of frame ``i`` with any of ``others`` (0 when there are none)."""
-    return max((overlap(transforms[i], transforms[k], size) for k in others if k != i), default=0.0)
+    others = [k for k in others if k != i]
+    return float(overlaps(transforms[i], transforms[others], size).max()) if others else 0.0
 
 
 def cell_difference(a: "np.ndarray", b: "np.ndarray", grid: tuple[int, int] = GRID) -> "np.ndarray":  # noqa: F821
@@ -404,18 +504,19 @@ def select_views(frames: "list[np.ndarray]", times: "np.ndarray", sharpness: "np
                         "reason": [""] * n, "overlap": np.zeros(n), "coverage": np.zeros(n)})
     if n == 0:
         return out
-    mo = track(frames)
+    mo = track(frames, times)
     out["segment"] = mo.segment
     reasons: dict[int, str] = {}
     for s in range(int(mo.segment.max()) + 1):
         idx = np.flatnonzero(mo.segment == s)
-        t = mo.transform[idx]
+        t = smooth_path(mo.transform[idx], times[idx], mo.size)
         kept: list[int] = []
         stretches = still_stretches(t, mo.size, times[idx]) if mode == "auto" else [(0, len(idx) - 1, False)]
         for a, b, static in stretches:
             out.loc[idx[a:b + 1], "camera"] = "static" if static else "moving"
             if static:
-                part = [(a + k, why) for k, why in
+                # the view a moving camera came to rest on is a view it moved on to
+                part = [(a + k, "moved on" if why == "scene" else why) for k, why in
                         static_keyframes([frames[i] for i in idx[a:b + 1]], times[idx[a:b + 1]], sharp[idx[a:b + 1]])]
                 near = (1.0 + min_overlap) / 2
                 if kept and part and nearest_overlap(t, mo.size, part[0][0], kept) > near:
@@ -432,8 +533,7 @@ def select_views(frames: "list[np.ndarray]", times: "np.ndarray", sharpness: "np
             reasons[int(idx[kept[0]])] = "new shot"
         for j, k in enumerate(kept):
             out.loc[idx[k], "overlap"] = overlap(t[kept[j - 1]], t[k], mo.size) if j else 0.0
-        out.loc[idx, "coverage"] = [max((overlap(t[k], t[i], mo.size) for k in kept), default=0.0)
-                                    for i in range(len(idx))]
+        out.loc[idx, "coverage"] = np.max([overlaps(t[k], t, mo.size) for k in kept], axis=0) if kept else 0.0
     for i, why in reasons.items():
         out.loc[i, "is_keyframe"] = True
         out.loc[i, "reason"] = why

@@ -101,7 +101,6 @@ def frames(paths: Iterable[str | os.PathLike] | None = None, *, threshold: float
     """
     from dataclasses import replace
 
-    from ..ops.keyframes import select_keyframes
     from ..sources import SourceOptions
 
     check_range("--threshold", threshold, -1.0, 1.0)
@@ -119,14 +118,46 @@ def frames(paths: Iterable[str | os.PathLike] | None = None, *, threshold: float
         if cfg.fps is not None:
             opts = replace(opts, fps=cfg.fps)
     opts = replace(opts or SourceOptions(), skip_static=skip_static)
+    from concurrent.futures import ThreadPoolExecutor
+
     from ..embedding.encode import NothingToEmbedError
 
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="agcurate-motion") if mode != "shots" else None
+    analyses: dict = {}
+
+    def start_analyses(found) -> None:  # motion and change need no embedding: measured meanwhile
+        for path, sampled in _frames_by_video(found).items():
+            analyses[path] = pool.submit(analyse_views, sampled, mode=mode, overlap=overlap)
+
     try:
-        emb = embed_input(paths, cfg, progress=progress, on_embedded=on_embedded, source_options=opts)
-    except NothingToEmbedError as exc:
-        if exc.skipped:  # unreadable files: the message names them
-            raise
-        raise NoUsableInputError(exc.message("video")) from None  # no file at all: frames wants videos
+        try:
+            emb = embed_input(paths, cfg, progress=progress, on_embedded=on_embedded, source_options=opts,
+                              on_listed=start_analyses if pool is not None else None)
+        except NothingToEmbedError as exc:
+            if exc.skipped:  # unreadable files: the message names them
+                raise
+            raise NoUsableInputError(exc.message("video")) from None  # no file at all: frames wants videos
+        return _select_and_write(emb, mode, overlap, threshold, verify_layout, out, analyses)
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _frames_by_video(items) -> dict:
+    """Frame items grouped by video path, each group in frame order."""
+    groups: dict = {}
+    for it in items:
+        if it.kind == "frame":
+            groups.setdefault(it.path, []).append(it)
+    return {p: sorted(g, key=lambda it: it.frame) for p, g in groups.items()}
+
+
+def _select_and_write(emb, mode: str, overlap: float, threshold: float, verify_layout: bool, out,
+                      analyses: dict) -> FramesResult:
+    """Keyframes of every video in ``emb`` and, with ``out``, the outputs. ``analyses``: video path ->
+    future of its ``ViewAnalysis`` (started while embedding; measured here for videos without one)."""
+    from ..ops.keyframes import select_keyframes
+
     frames = emb.items["kind"].to_numpy() == "frame"
     if not frames.any():
         where = ", ".join(emb.inputs[:3]) + (" ..." if len(emb.inputs) > 3 else "")
@@ -150,8 +181,9 @@ def frames(paths: Iterable[str | os.PathLike] | None = None, *, threshold: float
             table["camera"] = ""
             table["sampled"] = True
         else:
+            pending = analyses.get(path)
             table, extra = view_keyframes(sub_items, emb.vectors[rows], mode=mode, overlap=overlap,
-                                          threshold=threshold)
+                                          threshold=threshold, analysis=pending.result() if pending else None)
         meta = _meta(sub)
         fps_v = float(meta.get("video_fps") or 0.0)
         n_frames = int(meta.get("n_frames") or (int(sub["frame"].max()) + 1))
@@ -237,29 +269,54 @@ def analysed_frames(video, sampled: Iterable[int] = ()) -> tuple[list, list[np.n
     return items, [grey[it.frame] for it in items]
 
 
+@dataclass
+class ViewAnalysis:
+    """Camera motion and change of one video, before embeddings are known: the analysed frames'
+    items, small grey pictures and sharpness, and ``select_views``' table (with ``frame``, ``time_s``)."""
+
+    items: list
+    grey: list
+    sharpness: np.ndarray
+    table: "pd.DataFrame"  # noqa: F821
+
+
+def analyse_views(sampled_items: list, *, mode: str = "auto", overlap: float = DEFAULT_OVERLAP) -> ViewAnalysis:
+    """Decode one video's analysed frames (``analysed_frames``) and select its views by motion and
+    change (``ops.motion.select_views``). Needs no embedding, so it can run while the samples are
+    being embedded."""
+    import cv2
+
+    from ..ops.motion import select_views
+
+    by_frame = {it.frame: it for it in sampled_items}
+    items, grey = analysed_frames(sampled_items[0], by_frame)
+    sharp = np.array([float(cv2.Laplacian(g, cv2.CV_32F).var()) for g in grey])
+    t = np.array([it.time_s for it in items])
+    table = select_views(grey, t, sharp, mode=mode, min_overlap=overlap)
+    table.insert(0, "time_s", t)
+    table.insert(0, "frame", [it.frame for it in items])
+    return ViewAnalysis(items=items, grey=grey, sharpness=sharp, table=table)
+
+
 def view_keyframes(sampled_items: list, vectors: np.ndarray, *, mode: str = "auto",
                    overlap: float = DEFAULT_OVERLAP, threshold: float = DEFAULT_THRESHOLD,
-                   ) -> tuple["pd.DataFrame", dict]:  # noqa: F821
-    """Keyframes of one video by camera motion and change (``ops.motion.select_views``), then repeats
-    of an earlier shot dropped with the embeddings of the nearest sampled frames and tiny thumbnails.
+                   analysis: ViewAnalysis | None = None) -> tuple["pd.DataFrame", dict]:  # noqa: F821
+    """Keyframes of one video by camera motion and change (``analyse_views``, or ``analysis`` when
+    already done), then repeats of an earlier shot dropped with the embeddings of the nearest
+    sampled frames and tiny thumbnails.
 
     Returns one row per analysed frame (``select_keyframes``' columns plus ``reason``, ``overlap``,
     ``camera``, ``sampled``, ``sharpness``, ``key``) and the items of analysed frames that were not
     embedded (so their JPEGs can be written)."""
-    import cv2
     import pandas as pd
 
     from ..ops.keyframes import distance_scores
-    from ..ops.motion import select_views
 
-    first = sampled_items[0]
+    if analysis is None:
+        analysis = analyse_views(sampled_items, mode=mode, overlap=overlap)
     by_frame = {it.frame: it for it in sampled_items}
-    items, frames_ = analysed_frames(first, by_frame)
-    sharp = np.array([float(cv2.Laplacian(g, cv2.CV_32F).var()) for g in frames_])
-    t = np.array([it.time_s for it in items])
-    table = select_views(frames_, t, sharp, mode=mode, min_overlap=overlap)
-    table.insert(0, "time_s", t)
-    table.insert(0, "frame", [it.frame for it in items])
+    items, frames_, sharp = analysis.items, analysis.grey, analysis.sharpness
+    table = analysis.table.copy()
     # the embedding of each analysed frame: that of the nearest sampled frame of its shot (of any shot
     # when its shot has none)
     s_frames = np.array([it.frame for it in sampled_items])
