@@ -97,6 +97,49 @@ def test_inflated_stem_keeps_rgb_filters_and_starts_others_from_their_mean():
     assert torch.allclose(inflated, plain, atol=1e-5)
 
 
+@pytest.mark.parametrize("extra", [0.05, 0.1, 0.4])
+def test_a_small_extra_weight_keeps_the_rgb_filters_and_the_activations_size(extra):
+    import torch
+
+    conv = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, bias=False))
+    w = conv[0].weight.detach().clone()
+    inflate_stem(conv, [None, 2, 1, 0, None, None, None], extra)  # B01, B02 (blue), B03, B04 (red), 3 more
+    new = conv[0].weight.detach()
+    scale = 1 / (1 + extra)  # the colour filters, nearly whole for a small share
+    assert torch.allclose(new[:, 1], w[:, 2] * scale) and torch.allclose(new[:, 3], w[:, 0] * scale)
+    # the 4 other bands together weigh `extra` of the 3 colour filters
+    assert torch.allclose(new[:, [0, 4, 5, 6]].sum(1), w.sum(1) * extra * scale, atol=1e-6)
+    assert torch.allclose(new[:, 6], w.mean(1) * extra * 3 / 4 * scale)
+    x = torch.rand(2, 1, 16, 16)  # identical bands: the activations of the grey picture, whatever extra
+    with torch.no_grad():
+        assert torch.allclose(conv(x.repeat(1, 7, 1, 1)), torch.nn.functional.conv2d(x.repeat(1, 3, 1, 1), w), atol=1e-5)
+    with pytest.raises(UsageError, match="share of the stem"):
+        inflate_stem(torch.nn.Conv2d(3, 8, 3), [2, 1, 0, None], 0.0)  # zero would be the RGB encoder itself
+
+
+def test_fixed_normalisation_band_encoder_sees_a_grey_stack_as_the_picture_and_uses_every_band():
+    """With the picture's normalisation on the fixed stretch, C identical bands give exactly the RGB
+    encoder's vector of the grey picture; the extra band still changes the vector when it differs."""
+    import torch
+
+    from agcurate.encoders.lite0 import lite0_encoder
+    from agcurate.encoders.runners import make_runner
+
+    rgb = lite0_encoder(64)
+    enc = band_encoder(rgb, ["B02", "B03", "B04", "B08"], [2, 1, 0, None], stretch="0,3000", extra=0.25, norm="fixed")
+    assert enc.mean == rgb.mean + (rgb.mean[0],) and enc.std == rgb.std + (rgb.std[0],)
+    assert enc.id != band_encoder(rgb, ["B02", "B03", "B04", "B08"], [2, 1, 0, None], extra=0.5, norm="fixed").id
+    grey = torch.from_numpy(np.random.default_rng(1).integers(0, 255, (2, 1, 64, 64), dtype=np.uint8))
+    plain = make_runner(rgb, "cpu", "torch")(grey.repeat(1, 3, 1, 1))
+    bands = make_runner(enc, "cpu", "torch")
+    assert np.abs(bands(grey.repeat(1, 4, 1, 1)) - plain).max() < 1e-4
+    nir = grey.repeat(1, 4, 1, 1).clone()
+    nir[:, 3] = 255 - nir[:, 3]
+    other = bands(nir)
+    moved = 1 - (other * plain).sum(1) / np.linalg.norm(other, axis=1) / np.linalg.norm(plain, axis=1)
+    assert moved.min() > 1e-3  # the NIR band contributes
+
+
 def test_band_normalisation_maps_each_band_onto_the_imagenet_spread():
     from agcurate.encoders.lite0 import TF_MEAN, TF_STD
 

@@ -1,5 +1,6 @@
-"""A collection's bands for a band encoder: per-band statistics from a seeded sample of its items,
-which bands are red, green and blue, and the encoder that ``--bands all`` gives a collection."""
+"""A collection's bands for a band encoder: which bands are red, green and blue, per-band statistics
+from a seeded sample of its items (for ``collection`` normalisation), and the encoder that
+``--bands all`` gives a collection."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..encoders import bands as stem
 from ..encoders.bands import band_encoder, check_items_bands, collection_bands, variant_bands, variant_stretch
 from ..encoders.base import Encoder
 from ..errors import UsageError
@@ -67,12 +69,15 @@ def band_statistics(items: Sequence[Item], opts: SourceOptions, sample: int = ST
 
 
 def fit_bands(enc: Encoder, items: Sequence[Item], opts: SourceOptions, inputs: Sequence[str],
-              cache_dir: str | os.PathLike | None = None, skipped: Sequence = ()) -> Encoder:
+              cache_dir: str | os.PathLike | None = None, skipped: Sequence = (), *,
+              extra: float | None = None, norm: str | None = None) -> Encoder:
     """The encoder a collection needs: ``enc`` itself for pictures, ``enc`` checked against the bands
     when it was trained on bands, else (``--bands all``) ``enc`` inflated to the collection's bands.
 
-    The statistics of a collection are measured once and kept in ``cache_dir/bandstats`` (keyed by
-    encoder, inputs and band selection), so adding files later does not change the encoder's id.
+    ``extra`` and ``norm`` (default ``STEM_EXTRA`` and ``BAND_NORM`` of ``encoders.bands``) say how the
+    stem starts and how bands are normalised. With ``collection`` normalisation the statistics are
+    measured once and kept in ``cache_dir/bandstats`` (keyed by encoder, inputs and band selection),
+    so adding files later does not change the encoder's id.
     """
     if enc.bands:
         what = f"the encoder {enc.name}"
@@ -87,16 +92,27 @@ def fit_bands(enc: Encoder, items: Sequence[Item], opts: SourceOptions, inputs: 
         return enc
     first = next(it for it in items if variant_bands(it) == bands)
     stretch = variant_stretch(first)
+    norm = norm or stem.BAND_NORM
+    stats = {"mean": None, "std": None}
+    if norm == "collection":
+        stats = collection_statistics(enc, items, opts, inputs, cache_dir, bands, stretch)
+    return band_encoder(enc, bands, rgb_positions(first, bands), stats["mean"], stats["std"], stretch,
+                        extra=stem.STEM_EXTRA if extra is None else extra, norm=norm)
+
+
+def collection_statistics(enc: Encoder, items: Sequence[Item], opts: SourceOptions, inputs: Sequence[str],
+                          cache_dir, bands: Sequence[str], stretch: str | None) -> dict:
+    """``band_statistics`` of a collection, measured once and kept in ``cache_dir/bandstats``."""
     key = hashlib.sha256(json.dumps([enc.id, bands, stretch, sorted(map(str, inputs))]).encode()).hexdigest()[:16]
     path = Path(cache_dir) / "bandstats" / f"{key}.json" if cache_dir is not None else None
     stats = _read_json(path)
     if stats is None:
         mean, std = band_statistics(items, opts)
-        stats = {"bands": bands, "stretch": stretch, "mean": mean, "std": std, "encoder": enc.id,
+        stats = {"bands": list(bands), "stretch": stretch, "mean": mean, "std": std, "encoder": enc.id,
                  "inputs": sorted(map(str, inputs)), "items": len(items)}
         if path is not None:
             _write_json(path, stats)
-    return band_encoder(enc, bands, rgb_positions(first, bands), stats["mean"], stats["std"], stretch)
+    return stats
 
 
 def _read_json(path: Path | None):

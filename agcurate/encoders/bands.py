@@ -2,12 +2,15 @@
 collection's bands is ``agcurate.embedding.bands``).
 
 ``--bands all`` (or a list of 4 or more bands) gives the encoder every selected band: the first
-convolution of the ImageNet network is inflated to C input channels (the red, green and blue
-filters are kept for the bands in those roles, every other band starts from the mean of the three,
-and all are scaled by 3/C so the first activations keep their size), and each band is normalised by
-its own mean and spread, measured on a seeded sample of the collection (or given) and mapped onto
-the spread the ImageNet weights were trained on. Bands and normalisation are part of the encoder's
-id, so vectors of another band set or another normalisation are never mixed in the store.
+convolution of the ImageNet network is inflated to C input channels. The red, green and blue filters
+are kept for the bands in those roles; every other band starts from the mean of the three, the other
+bands together weighing ``STEM_EXTRA`` of the colour filters, and all are scaled so that bands which
+move together give exactly the first activations of a picture: the network starts as the RGB one and
+the other bands add their difference from the colours. Each band is normalised as the picture is, on
+the fixed stretch (``BAND_NORM = "fixed"``: the bands keep their physical scale and their ratios), or
+by its own mean and spread measured on a seeded sample of the collection (``"collection"``). Bands,
+stem rule and normalisation are part of the encoder's id, so vectors of another band set, rule or
+normalisation are never mixed in the store.
 """
 
 from __future__ import annotations
@@ -88,6 +91,13 @@ def collection_bands(items: Sequence[Item]) -> list[str] | None:
 
 # --- the network -------------------------------------------------------------------------------
 
+# How ``--bands all`` starts: the share of the stem of the bands outside the colour roles (``inflate_stem``)
+# and the per-band normalisation (``band_normalisation``), chosen leave-one-family-out by
+# ``benchmarks/multiband.py`` (see its printout).
+STEM_EXTRA = 0.05
+BAND_NORM = "fixed"
+BAND_NORMS = ("fixed", "collection")
+
 def first_conv(model):
     """The first 2-D convolution that takes the 3 colour channels (the stem)."""
     import torch.nn as nn
@@ -98,20 +108,32 @@ def first_conv(model):
     raise UsageError(f"cannot find the 3-channel input convolution of {type(model).__name__} to give it more bands")
 
 
-def inflate_stem(model, positions: Sequence[int | None]):
+def inflate_stem(model, positions: Sequence[int | None], extra: float | None = None):
     """Inflate the stem to ``len(positions)`` input channels, in place; returns ``model``.
 
-    Band ``c`` keeps the ImageNet filter of colour ``positions[c]`` (0 red, 1 green, 2 blue), others
-    start from the mean of the three; all are scaled by 3/C, so a band stack whose bands move
-    together (as neighbouring spectral bands do) gives the first layer the activations of a picture.
+    Band ``c`` keeps the ImageNet filter of colour ``positions[c]`` (0 red, 1 green, 2 blue); every
+    other band starts from the mean of the three, the other bands together weighing ``extra`` times
+    the colour bands (each ``extra * k / (C - k)`` of a colour filter, ``k`` the colour bands kept), so
+    the share does not grow with the number of bands. All are then scaled by ``1 / (1 + extra)``, so
+    a band stack whose bands move together (as neighbouring spectral bands do) gives the first layer
+    exactly the activations of a picture: the network starts as the RGB one, and the other bands
+    add their difference from the colours. ``extra=None`` is the plain inflation (every band the same
+    weight, all scaled by 3/C).
     """
     import torch
 
     conv = first_conv(model)
     w = conv.weight.detach()
     c = len(positions)
-    mean = w.mean(dim=1)
-    new = torch.stack([w[:, p] if p is not None else mean for p in positions], dim=1) * (3.0 / c)
+    kept = sum(p is not None for p in positions)
+    if extra is None or not kept or kept == c:
+        each, scale = 1.0, 3.0 / c
+    elif extra <= 0:
+        raise UsageError(f"the other bands' share of the stem must be above 0, got {extra}")
+    else:
+        each, scale = extra * kept / (c - kept), 3.0 / (kept * (1 + extra))
+    mean = w.mean(dim=1) * each
+    new = torch.stack([w[:, p] if p is not None else mean for p in positions], dim=1) * scale
     conv.weight = torch.nn.Parameter(new.contiguous())
     conv.in_channels = c
     return model
@@ -136,21 +158,52 @@ def effective_normalisation(band_mean: Sequence[float], band_std: Sequence[float
     return tuple(float(m) for m in mean), tuple(float(s) for s in std)
 
 
+def fixed_normalisation(positions: Sequence[int | None], rgb_mean: Sequence[float],
+                        rgb_std: Sequence[float]) -> tuple[tuple, tuple]:
+    """Per-band (mean, std) of the picture: a band in a colour's role gets that colour's, every other
+    band the average of the three. On the fixed stretch every band keeps its physical scale (the
+    reflectance range of ``--stretch``), so the ratios between bands survive and no collection,
+    however cloudy, changes how clear ground is seen."""
+    avg_m, avg_s = float(np.mean(rgb_mean[:3])), float(np.mean(rgb_std[:3]))
+    mean = tuple(float(rgb_mean[p]) if p is not None else avg_m for p in positions)
+    std = tuple(float(rgb_std[p]) if p is not None else avg_s for p in positions)
+    return mean, std
+
+
+def band_normalisation(norm: str, positions: Sequence[int | None], band_mean: Sequence[float] | None,
+                       band_std: Sequence[float] | None, rgb_mean: Sequence[float],
+                       rgb_std: Sequence[float]) -> tuple[tuple, tuple]:
+    """The runner's per-band (mean, std) under ``norm``: ``fixed`` (the picture's, on the fixed stretch)
+    or ``collection`` (each band standardised by the collection's statistics)."""
+    if norm == "fixed":
+        return fixed_normalisation(positions, rgb_mean, rgb_std)
+    if norm == "collection":
+        if band_mean is None or band_std is None:
+            raise UsageError("collection normalisation needs the bands' statistics")
+        return effective_normalisation(band_mean, band_std, rgb_mean, rgb_std)
+    raise UsageError(f"unknown band normalisation {norm!r}; choose from {', '.join(BAND_NORMS)}")
+
+
 def band_encoder(enc: Encoder, bands: Sequence[str], positions: Sequence[int | None],
-                 band_mean: Sequence[float], band_std: Sequence[float], stretch: str | None = None) -> Encoder:
-    """``enc`` (a 3-channel ImageNet encoder) with its stem inflated to ``bands``, normalised per band."""
+                 band_mean: Sequence[float] | None = None, band_std: Sequence[float] | None = None,
+                 stretch: str | None = None, extra: float | None = STEM_EXTRA, norm: str = BAND_NORM) -> Encoder:
+    """``enc`` (a 3-channel ImageNet encoder) with its stem inflated to ``bands`` (``inflate_stem``
+    with ``extra``), normalised per band (``band_normalisation`` with ``norm``)."""
     if enc.bands:
         raise UsageError(f"{enc.name} already takes the bands {','.join(enc.bands)}")
-    if not (len(bands) == len(positions) == len(band_mean) == len(band_std)):
+    if len(bands) != len(positions) or (band_mean is not None and not len(bands) == len(band_mean) == len(band_std)):
         raise UsageError("bands, positions and statistics must have one entry per band")
-    mean, std = effective_normalisation(band_mean, band_std, enc.mean, enc.std)
+    mean, std = band_normalisation(norm, positions, band_mean, band_std, enc.mean, enc.std)
     inner, pos = enc.build, list(positions)
 
     def build():
-        return inflate_stem(inner(), pos)
+        return inflate_stem(inner(), pos, extra)
 
     return replace(enc, mean=mean, std=std, bands=tuple(bands), stretch=stretch, build=build,
-                   description=f"{enc.description}; stem inflated to {len(bands)} bands ({','.join(bands)})")
+                   weights_id=f"{enc.weights_id}+stem{'' if extra is None else f'{extra:g}'}",
+                   description=f"{enc.description}; stem inflated to {len(bands)} bands ({','.join(bands)}), "
+                               f"other bands {'plain' if extra is None else f'{extra:g} of the colours'}, "
+                               f"{norm} normalisation")
 
 
 # --- pixels ------------------------------------------------------------------------------------

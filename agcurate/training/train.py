@@ -124,8 +124,8 @@ def fit_backbone_bands(bb: Backbone, items, opts: SourceOptions, say: Callable[[
     to them and per-band normalisation measured on the collection; a band encoder's own bands are
     checked instead. Pictures leave it as it is."""
     from ..embedding.bands import STATS_SAMPLE, band_statistics, rgb_positions
-    from ..encoders.bands import (check_items_bands, collection_bands, effective_normalisation, inflate_stem,
-                                  variant_bands, variant_stretch)
+    from ..encoders import bands as stem
+    from ..encoders.bands import check_items_bands, collection_bands, variant_bands, variant_stretch
 
     if bb.bands:
         check_items_bands(bb.bands, items, f"--init {bb.arch} (trained on bands)")
@@ -134,12 +134,17 @@ def fit_backbone_bands(bb: Backbone, items, opts: SourceOptions, say: Callable[[
     if bands is None:
         return
     first = next(it for it in items if variant_bands(it) == bands)
-    band_mean, band_std = band_statistics(items, opts)
-    inflate_stem(bb.module, rgb_positions(first, bands))
-    bb.mean, bb.std = effective_normalisation(band_mean, band_std, bb.mean, bb.std)
+    positions = rgb_positions(first, bands)
+    band_mean = band_std = None
+    if stem.BAND_NORM == "collection":
+        band_mean, band_std = band_statistics(items, opts)
+    stem.inflate_stem(bb.module, positions, stem.STEM_EXTRA)
+    bb.mean, bb.std = stem.band_normalisation(stem.BAND_NORM, positions, band_mean, band_std, bb.mean, bb.std)
     bb.bands, bb.stretch = tuple(bands), variant_stretch(first)
-    say(f"training a {len(bands)}-band encoder ({','.join(bands)}); per-band statistics from "
-        f"{min(len(items), STATS_SAMPLE)} items")
+    how = (f"per-band statistics from {min(len(items), STATS_SAMPLE)} items" if band_mean is not None
+           else "the picture's normalisation on the fixed stretch")
+    say(f"training a {len(bands)}-band encoder ({','.join(bands)}); the other bands start at "
+        f"{stem.STEM_EXTRA:g} of the colours' stem weight; {how}")
 
 
 def _imagenet():
