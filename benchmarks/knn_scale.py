@@ -13,6 +13,7 @@ must find):
     PYTHONPATH=. nice python benchmarks/knn_scale.py --n 1000000         # 1M (about 5 GB of vectors)
     PYTHONPATH=. nice python benchmarks/knn_scale.py --data random
     PYTHONPATH=. nice python benchmarks/knn_scale.py --n 1000000 --sweep  # nprobe x shortlist grid
+    PYTHONPATH=. nice python benchmarks/knn_scale.py --n 1000000 --shard-of 10000000  # one shard of 10M, projected
 """
 
 from __future__ import annotations
@@ -117,6 +118,39 @@ def plant(v: np.ndarray, rng: np.random.Generator, planted: float) -> np.ndarray
     return np.stack([dst, src], axis=1)
 
 
+def truth(v: np.ndarray, qs: np.ndarray, k: int) -> np.ndarray:
+    """The exact k nearest rows of ``v`` (not themselves) for the rows ``qs``."""
+    top = np.empty((len(qs), k), np.int64)
+    for s in range(0, len(qs), 100):
+        ex = v[qs[s:s + 100]] @ v.T
+        ex[np.arange(len(ex)), qs[s:s + 100]] = -np.inf
+        top[s:s + len(ex)] = np.argpartition(-ex, k, axis=1)[:, :k]
+    return top
+
+
+def recall_at(ids: np.ndarray, qs: np.ndarray, top: np.ndarray) -> float:
+    """Mean share of each query's true neighbours ``top`` among its found ones ``ids`` (itself dropped)."""
+    k = top.shape[1]
+    return float(np.mean([len(set(row[row != q][:k]) & set(t)) / k for row, q, t in zip(ids, qs, top)]))
+
+
+def build(v: np.ndarray, expected: int | None = None, sample: np.ndarray | None = None):
+    """(index, train seconds, add seconds, train sample size): the index ``knn`` builds for ``v``,
+    trained on a random sample of ``sample`` (default ``v``) sized for ``expected`` vectors (default
+    ``len(v)``)."""
+    from agcurate.ops import neighbors
+
+    pool = v if sample is None else sample
+    expected = expected or len(v)
+    size = min(len(pool), neighbors.AnnIndex.training_size(expected))
+    t0 = time.perf_counter()
+    rows = np.sort(np.random.default_rng(0).choice(len(pool), size, replace=False))
+    index = neighbors.AnnIndex.train(pool[rows], expected)
+    t1 = time.perf_counter()
+    index.add(v)
+    return index, t1 - t0, time.perf_counter() - t1, size
+
+
 def run(v: np.ndarray, planted: np.ndarray, k: int, sample: int = 500, exact: bool | None = None) -> None:
     from agcurate.ops import neighbors
 
@@ -124,38 +158,30 @@ def run(v: np.ndarray, planted: np.ndarray, k: int, sample: int = 500, exact: bo
     approx = neighbors.AnnIndex.wanted(n) if exact is None else not exact
     load0 = os.getloadavg()[0]
     with PeakMemory() as mem:
-        t0 = time.perf_counter()
+        c0 = time.process_time()
         index = None
         if approx:
-            rng = np.random.default_rng(0)
-            size = min(n, neighbors.AnnIndex.training_size(n))
-            index = neighbors.AnnIndex.train(v[np.sort(rng.choice(n, size, replace=False))], n)
-            t_train = time.perf_counter() - t0
-            index.add(v)
-        t_build = time.perf_counter() - t0
+            index, t_train, t_add, size = build(v)
+        c_build = time.process_time() - c0
         t1, c1 = time.perf_counter(), time.process_time()
         sims, ids = neighbors.knn(v, k, exact=not approx, index=index)
         t_search, cpu = time.perf_counter() - t1, time.process_time() - c1
+    load1 = os.getloadavg()[0]
     found = np.mean([(ids[a] == b).any() for a, b in planted]) if len(planted) else float("nan")
-    rng = np.random.default_rng(1)
-    qs = rng.choice(n, size=sample, replace=False)
-    ex = v[qs] @ v.T
-    ex[np.arange(sample), qs] = -np.inf
-    top = np.argpartition(-ex, k, axis=1)[:, :k]
-    recall = np.mean([len(set(top[i]) & set(ids[q])) / k for i, q in enumerate(qs)])
+    qs = np.random.default_rng(1).choice(n, size=sample, replace=False)
+    recall = recall_at(np.concatenate([qs[:, None], ids[qs]], 1), qs, truth(v, qs, k))
     if approx:
-        ivf = neighbors._faiss().extract_index_ivf(index.index)
-        mode = (f"ANN: {type(index.index).__name__} PCA-{min(d, neighbors.APPROX_DIMS)}, IVF {ivf.nlist} cells "
-                f"(nprobe {ivf.nprobe}), 4-bit PQ fast-scan, exact re-rank of {neighbors.SHORTLIST}x{k + 1} candidates")
-        size_line = (f"  build {t_build:7.1f} s (train {t_train:.1f} s on {size:,} vectors, add {t_build - t_train:.1f} s)"
-                     f"   index {len(index.to_bytes()) / n:.0f} bytes/vector")
+        short = min(n, max(neighbors.SHORTLIST * (k + 1), neighbors.MIN_SHORTLIST))
+        mode = f"ANN: {index.describe()}, exact re-rank of {short} candidates"
+        size_line = (f"  build {t_train + t_add:7.1f} s wall, {c_build:.1f} s CPU (train {t_train:.1f} s on {size:,} "
+                     f"vectors, add {t_add:.1f} s)   index {len(index.to_bytes()) / n:.0f} bytes/vector")
     else:
         mode, size_line = "exact (faiss flat)", None
     print(f"n={n:>9,} d={d} k={k}  {mode}")
     if size_line:
         print(size_line)
     print(f"  all-pairs kNN {t_search:7.1f} s wall, {cpu:.1f} s CPU (load average {load0:.1f} before, "
-          f"{os.getloadavg()[0]:.1f} after)")
+          f"{load1:.1f} after)")
     print(f"  peak memory +{(mem.peak - mem.start) / 2**30:.2f} GiB over the {v.nbytes / 2**30:.2f} GiB of vectors "
           f"(process peak {mem.peak / 2**30:.2f} GiB)")
     print(f"  planted near-copies found: {found:.3f}   recall@{k} vs exact on {sample} queries: {recall:.3f}",
@@ -168,31 +194,78 @@ def sweep(v: np.ndarray, k: int, queries: int = 20_000, sample: int = 500) -> No
     from agcurate.ops import neighbors
 
     n = len(v)
-    rng = np.random.default_rng(0)
-    t0 = time.perf_counter()
-    index = neighbors.AnnIndex.train(v[np.sort(rng.choice(n, min(n, neighbors.AnnIndex.training_size(n)), replace=False))], n)
-    index.add(v)
-    print(f"n={n:,}: built in {time.perf_counter() - t0:.1f} s, {len(index.to_bytes()) / n:.0f} bytes/vector")
+    index, t_train, t_add, _ = build(v)
+    print(f"n={n:,}: {index.describe()}; built in {t_train + t_add:.1f} s, {len(index.to_bytes()) / n:.0f} bytes/vector")
     qs = np.sort(np.random.default_rng(1).choice(n, queries, replace=False))
-    ex = v[qs[:sample]] @ v.T
-    ex[np.arange(sample), qs[:sample]] = -np.inf
-    top = np.argpartition(-ex, k, axis=1)[:, :k]
-    del ex
+    top = truth(v, qs[:sample], k)
     ivf = neighbors._faiss().extract_index_ivf(index.index)
-    for nprobe in (32, 64, 128):
-        for short in (8, 16):
-            ivf.nprobe = nprobe
-            old = neighbors.SHORTLIST
-            neighbors.SHORTLIST = short
+    old = ivf.nprobe, neighbors.SHORTLIST, neighbors.MIN_SHORTLIST
+    for nprobe in (8, 16):
+        for short in (3, 4, 5, 8):
+            ivf.nprobe, neighbors.SHORTLIST, neighbors.MIN_SHORTLIST = nprobe, short, 0
             t, c = time.perf_counter(), time.process_time()
             _, ids = neighbors.knn(v, k + 1, queries=v[qs], exact=False, index=index)
             dt, cpu = time.perf_counter() - t, time.process_time() - c
-            neighbors.SHORTLIST = old
-            got = [set(row[row != q][:k]) for row, q in zip(ids[:sample], qs[:sample])]
-            recall = np.mean([len(g & set(t_)) / k for g, t_ in zip(got, top)])
-            print(f"  nprobe {nprobe:3d} shortlist {short:2d}x: recall@{k} {recall:.3f}   {queries:,} queries "
-                  f"{dt:6.1f} s wall {cpu:6.1f} s CPU -> all-pairs projected {dt * n / queries:6.0f} s wall, "
-                  f"{cpu * n / queries:6.0f} s CPU (load average {os.getloadavg()[0]:.1f})", flush=True)
+            print(f"  nprobe {nprobe:3d} shortlist {short:2d} x (k+1): recall@{k} {recall_at(ids[:sample], qs, top):.3f}   "
+                  f"{queries:,} queries {dt:6.1f} s wall {cpu:6.1f} s CPU -> all-pairs projected {dt * n / queries:6.0f} s "
+                  f"wall, {cpu * n / queries:6.0f} s CPU (load average {os.getloadavg()[0]:.1f})", flush=True)
+    ivf.nprobe, neighbors.SHORTLIST, neighbors.MIN_SHORTLIST = old
+
+
+def shard_projection(v: np.ndarray, total: int, k: int, sample: int = 500, queries: int = 20_000) -> None:
+    """``v`` is one shard of a collection of ``total`` vectors: train the index once for ``total``
+    (on a sample of this shard), fill the shard as two halves merged into one (how shards are
+    built in parallel and merged), search all of its rows, and project build and all-pairs time to
+    ``total``: ``queries`` rows searched with total/n times the probes scan as many codes each as a query
+    of the merged index (its cells hold total/n times the shard's codes); the re-rank of each query's
+    shortlist (vectors in memory) costs the same. The projection is that time x total / ``queries``."""
+    from agcurate.ops import neighbors
+
+    faiss = neighbors._faiss()
+    n = len(v)
+    shards = total / n
+    c0 = time.process_time()
+    trained, t_train, _, size = build(v[:0], expected=total, sample=v)
+    t0 = time.perf_counter()
+    index, other = trained.empty_copy(), trained.empty_copy()
+    index.add(v[: n // 2])
+    other.add(v[n // 2:])
+    t_add = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    index.merge(other)
+    t_merge = time.perf_counter() - t0
+    c_build = time.process_time() - c0
+    per_vec = len(index.to_bytes()) / n
+    print(f"shard of {n:,} for {total:,} vectors ({shards:g} shards): {index.describe()}")
+    print(f"  train {t_train:.1f} s on {size:,} vectors (once for all shards), add {t_add:.1f} s (two halves), "
+          f"merge {t_merge:.2f} s; {c_build:.1f} s CPU; {per_vec:.0f} bytes/vector")
+    # all-pairs within the shard (its rows against its part of the cells), re-ranked exactly
+    short = min(n, max(neighbors.SHORTLIST * (k + 1), neighbors.MIN_SHORTLIST))
+    load0 = os.getloadavg()[0]
+    t, c = time.perf_counter(), time.process_time()
+    _, ids = neighbors.knn(v, k + 1, queries=v, exact=False, index=index)
+    t_all, c_all = time.perf_counter() - t, time.process_time() - c
+    qs = np.random.default_rng(1).choice(n, size=sample, replace=False)
+    recall = recall_at(ids[qs], qs, truth(v, qs, k))
+    print(f"  all-pairs within the shard: {t_all:.1f} s wall, {c_all:.1f} s CPU (load average {load0:.1f}); "
+          f"recall@{k} vs exact {recall:.3f}")
+    # the merged index's cells hold ``shards`` times the codes of this shard's: probing ``shards`` times
+    # as many of this shard's cells scans as many codes per query as the merged index will
+    ivf = faiss.extract_index_ivf(index.index)
+    sub = v[np.sort(np.random.default_rng(2).choice(n, min(n, queries), replace=False))]
+    nprobe = ivf.nprobe
+    ivf.nprobe = int(min(ivf.nlist, round(nprobe * shards)))
+    t, c = time.perf_counter(), time.process_time()
+    neighbors.knn(v, k + 1, queries=sub, exact=False, index=index)
+    t_q, c_q = time.perf_counter() - t, time.process_time() - c
+    ivf.nprobe = nprobe
+    gib = 2**30
+    print(f"  {len(sub):,} queries probing {round(nprobe * shards)} of the shard's cells (the codes a query of the merged "
+          f"index scans): {t_q:.1f} s wall, {c_q:.1f} s CPU")
+    print(f"  projection for {total:,}: build {t_train + shards * t_add:.0f} s (train once + {shards:g} x add; shards "
+          f"can be added in parallel and merged, {t_merge:.2f} s per merge here); all-pairs "
+          f"{t_q * total / len(sub):.0f} s wall, {c_q * total / len(sub):.0f} s CPU ({total:,} such queries); "
+          f"index {per_vec * total / gib:.1f} GiB; vectors {total * v.shape[1] * 4 / gib:.1f} GiB float32", flush=True)
 
 
 def main() -> None:
@@ -205,6 +278,8 @@ def main() -> None:
     ap.add_argument("--cache", type=Path, default=Path(os.environ.get("TMPDIR", "/tmp")) / "agcurate-knn-bench-store")
     ap.add_argument("-k", type=int, default=10)
     ap.add_argument("--sweep", action="store_true", help="nprobe x shortlist grid on a sample of queries")
+    ap.add_argument("--shard-of", type=int, metavar="TOTAL",
+                    help="treat each --n as one shard of TOTAL vectors: build, merge, search it, project to TOTAL")
     args = ap.parse_args()
     import faiss
 
@@ -216,7 +291,9 @@ def main() -> None:
             v, planted = resampled(real, n)
         else:
             v, planted = make_vectors(n, args.dim)
-        if args.sweep:
+        if args.shard_of:
+            shard_projection(v, args.shard_of, args.k)
+        elif args.sweep:
             sweep(v, args.k)
         else:
             run(v, planted, args.k, exact=True if args.exact else None)

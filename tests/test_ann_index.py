@@ -1,4 +1,4 @@
-"""The approximate kNN path: a faiss index (PCA + IVF + 4-bit PQ) proposes shortlists that are
+"""The approximate kNN path: a faiss index (PCA + IVF + 8-bit codes) proposes shortlists that are
 re-ranked exactly, and the store keeps one such index beside its parts that grows with the store."""
 
 from __future__ import annotations
@@ -31,6 +31,46 @@ def test_approximate_knn_re_ranks_exactly_and_finds_the_true_neighbours():
     # every similarity returned is the exact inner product, best first
     assert np.allclose(s, np.einsum("nd,nkd->nk", v, v[i]), atol=1e-5)
     assert (np.diff(s, axis=1) <= 1e-6).all()
+
+
+def test_dense_neighbourhoods_keep_their_true_neighbours():
+    """Points on segments between close centres, as in a large collection resampled from few
+    sources: the 10 nearest lie within a few hundredths of similarity, and the codes must still rank
+    them nearly as the full vectors do."""
+    rng = np.random.default_rng(3)
+    base = clustered(60, d=256, centres=60, seed=3)
+    a = rng.random((6000, 1)).astype(np.float32)
+    i, j = rng.integers(0, 60, 6000), rng.integers(1, 4, 6000)
+    v = a * base[i] + (1 - a) * base[(i + j) % 60] + 0.01 * rng.standard_normal((6000, 256)).astype(np.float32)
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    es, ei = knn(v, 10, exact=True)
+    assert np.median(es[:, 0] - es[:, 9]) < 0.03
+    index = AnnIndex.train(v[::2], len(v))
+    index.add(v)
+    _, got = knn(v, 10, exact=False, index=index)
+    assert recall(got, ei) >= 0.97
+
+
+def test_shards_filled_apart_and_merged_search_like_one_index():
+    v = clustered(4000, d=192)  # projected to 128 dimensions
+    trained = AnnIndex.train(v[::2], len(v))
+    whole = trained.empty_copy()
+    whole.add(v)
+    first, second = trained.empty_copy(), trained.empty_copy()
+    first.add(v[:2500])
+    second.add(v[2500:])
+    assert len(trained) == 0 and len(first) == 2500
+    first.merge(second)
+    assert len(first) == 4000 and len(second) == 0
+    assert np.array_equal(first.shortlist(v[:200], 40), whole.shortlist(v[:200], 40))
+    _, got = knn(v, 10, queries=v[:200], exact=False, index=first)
+    _, want = knn(v, 10, queries=v[:200], exact=True)
+    assert recall(got, want) >= 0.95
+    other = AnnIndex.train(v[1::2], len(v))  # trained apart: another PCA and other cells
+    other.add(v[:10])
+    with pytest.raises(ValueError, match="trained apart"):
+        first.merge(other)
+    assert len(first) == 4000 and len(other) == 10
 
 
 def test_a_given_index_is_used_and_a_bound_one_only_proposes_its_rows():
@@ -117,6 +157,12 @@ def test_store_index_is_built_once_grows_with_new_and_re_encoded_items_and_survi
     ann_index.index_path(tmp_path).write_bytes(b"not an index")
     again = ann_index.neighbor_index(tmp_path, keys, seqs2, v2, AnnIndex)
     assert len(again) == 2000
+    # so is one of an older format (format 1 held 4-bit codes), even when it is otherwise readable
+    with np.load(ann_index.index_path(tmp_path)) as z:
+        old = dict(z)
+    np.savez(ann_index.index_path(tmp_path), **{**old, "format": ann_index.FORMAT - 1})
+    adds.clear()
+    assert len(ann_index.neighbor_index(tmp_path, keys, seqs2, v2, AnnIndex)) == 2000 and adds == [2000]
 
 
 def test_dedup_workflow_uses_the_store_index_and_finds_what_exact_search_finds(tmp_path, monkeypatch, examples_dir,

@@ -1,7 +1,7 @@
 """A persistent approximate nearest-neighbour index beside an encoder's store parts.
 
-``models/<encoder-slug>/ann.npz`` holds a faiss index (``ops.neighbors.AnnIndex``: PCA, IVF cells,
-4-bit fast-scan PQ, ~51 bytes per vector at 1M) with, per index id, the 8-byte digest of the item key and
+``models/<encoder-slug>/ann.npz`` holds a faiss index (``ops.neighbors.AnnIndex``: PCA, IVF cells, 8-bit
+codes of the PCA vectors, ~140 bytes per vector) with, per index id, the 8-byte digest of the item key and
 the ``seq`` of the row it was built from. It is trained once on a random sample of the first
 collection larger than ``neighbors.EXACT_LIMIT`` and then grows: each load adds the items the index
 lacks (new keys, or keys re-encoded since), so a store that grows by a chunk pays for that chunk
@@ -26,7 +26,7 @@ from .claims import key_digests
 
 FILE_NAME = "ann.npz"
 RETRAIN_GROWTH = 8
-FORMAT = 1
+FORMAT = 2  # 1: 4-bit fast-scan PQ codes (rebuilt on read: too lossy at 1M)
 
 
 def index_path(store_dir: Path) -> Path:

@@ -1,14 +1,17 @@
 """Nearest neighbours over L2-normalised vectors (cosine = inner product), shared by every operation.
 
 Up to ``EXACT_LIMIT`` items: exact search in blocks (faiss flat index, BLAS). Beyond: an ``AnnIndex``
-(faiss: PCA to ``APPROX_DIMS`` dimensions, IVF cells, 4-bit fast-scan product quantisation, ~51
-bytes per vector at 1M) proposes a shortlist of ``SHORTLIST`` x k candidates per query, and the
-shortlist is re-scored exactly with the full vectors, so every similarity returned is exact; only a
-neighbour missing from the shortlist can be missed (recall@10 0.97 at 100k, 0.90 at 1M resampled
-real vectors: ``benchmarks/knn_scale.py``).
+(faiss: PCA to ``APPROX_DIMS`` dimensions, IVF cells, 8-bit scalar-quantised codes of the PCA
+vectors, ~140 bytes per vector) proposes a shortlist of ``SHORTLIST`` x k candidates per query, and
+the shortlist is re-scored exactly with the full vectors, so every similarity returned is exact; only
+a neighbour missing from the shortlist can be missed (``benchmarks/knn_scale.py`` measures recall@10
+against exact search at 100k and 1M resampled real vectors).
 The index is built here on the fly, or given (``index=``) already trained and filled: the store keeps
 one beside its parts (``agcurate.embedding.ann_index``) and attaches it to the vectors it loads
 (``attach_index``), so every op that calls ``knn`` on those vectors uses it without rebuilding.
+Indexes trained once (``AnnIndex.train``) and filled separately (``AnnIndex.empty_copy``, ``add``)
+merge into one (``AnnIndex.merge``): how a collection too large for one machine's memory is indexed
+shard by shard.
 """
 
 from __future__ import annotations
@@ -18,13 +21,20 @@ import weakref
 import numpy as np
 
 EXACT_LIMIT = 20_000
-APPROX_DIMS = 128       # PCA size for the approximate index (embeddings keep most of their variance)
-SHORTLIST = 16          # candidates per wanted neighbour, re-scored with the full vectors (1M: 8x gives
-                        # recall@10 0.78, 16x 0.90; the 4-bit codes, not the probes, limit it)
+APPROX_DIMS = 128       # PCA size for the approximate index: at 200k resampled real vectors, the exact
+                        # top-40 by L2 in PCA-128 space holds 99.8% of the true top-10
+CODES = "SQ8"           # faiss code of the PCA vectors in the cells: 8 bits per dimension. 4-bit fast-scan
+                        # PQ (PQ64x4fs, 32 bytes) lost neighbours in dense neighbourhoods: recall@10 0.90
+                        # at 1M even with a 16 x k shortlist; SQ8 keeps the PCA ranking
+SHORTLIST = 5           # candidates per wanted neighbour, re-scored with the full vectors ...
 MIN_SHORTLIST = 48      # ... and at least this many
-NPROBE = 32             # IVF cells searched per query
-TRAIN_PER_LIST = 40     # k-means training points per IVF cell (faiss asks for 39)
-MIN_TRAIN = 1024        # fewer training vectors: no PCA or PQ (cells hold the plain vectors)
+NPROBE = 8              # IVF cells searched per query. 1M resampled real vectors (knn_scale.py --sweep):
+                        # recall@10 0.995 / 0.998 / 0.999 with 3 / 4 / 5 x (k+1) candidates and 8 probes,
+                        # the same with 16 probes at 1.4-1.6x the CPU time
+TRAIN_PER_LIST = 40     # k-means training points per IVF cell (faiss asks for 39) ...
+MAX_TRAIN = 262_144     # ... up to this many (k-means of 12,649 cells for 10M on 506k points took too long)
+MIN_PER_LIST = 16       # ... so at least this many per cell in the largest indexes
+MIN_TRAIN = 1024        # fewer training vectors: no PCA (cells hold the plain vectors)
 QUERY_BLOCK = 65_536    # queries searched and re-ranked at a time (bounds memory at 1M+ items)
 ADD_BLOCK = 131_072     # vectors compressed and added at a time
 
@@ -61,22 +71,23 @@ class AnnIndex:
         sample = np.ascontiguousarray(sample, dtype=np.float32)
         d = sample.shape[1]
         expected = max(expected or len(sample), len(sample))
-        nlist = min(ivf_lists(expected), max(1, len(sample) // TRAIN_PER_LIST))
+        per_list = TRAIN_PER_LIST if len(sample) < MAX_TRAIN else MIN_PER_LIST
+        nlist = min(ivf_lists(expected), max(1, len(sample) // per_list))
         dims = min(d, APPROX_DIMS)
-        m = dims // 2 if dims % 2 == 0 else dims  # 2 dimensions per 4-bit sub-quantiser
-        if len(sample) < MIN_TRAIN:  # too few to learn a PCA and codebooks: plain vectors in the cells
+        if len(sample) < MIN_TRAIN:  # too few to learn a PCA: plain vectors in the cells
             spec = f"IVF{nlist},Flat"
         else:
-            spec = (f"PCA{dims}," if dims < d else "") + f"IVF{nlist},PQ{m}x4fs"
+            spec = (f"PCA{dims}," if dims < d else "") + f"IVF{nlist},{CODES}"
         # L2 on unit vectors ranks like the inner product, and PCA may centre the data under L2
         index = faiss.index_factory(d, spec, faiss.METRIC_L2)
         ivf = faiss.extract_index_ivf(index)
         ivf.cp.seed = seed
         ivf.cp.niter = 10
         ivf.cp.max_points_per_centroid = TRAIN_PER_LIST
+        ivf.cp.min_points_per_centroid = MIN_PER_LIST
         ivf.nprobe = min(nlist, NPROBE)
-        # one thread: training is many small parallel loops (k-means, 64 PQ codebooks) whose OpenMP
-        # threads spin-wait; on 2 busy cores that made it 10-30x slower than one thread
+        # one thread: training is many small parallel loops (k-means iterations) whose OpenMP threads
+        # spin-wait; on 2 busy cores that made it 10-30x slower than one thread
         prev = faiss.omp_get_max_threads()
         faiss.omp_set_num_threads(1)
         try:
@@ -93,7 +104,7 @@ class AnnIndex:
     @staticmethod
     def training_size(n: int) -> int:
         """How many sampled vectors train an index for ``n``."""
-        return TRAIN_PER_LIST * ivf_lists(n)
+        return min(TRAIN_PER_LIST * ivf_lists(n), MAX_TRAIN)
 
     @property
     def dim(self) -> int:
@@ -106,6 +117,32 @@ class AnnIndex:
         """Append vectors (their ids continue from ``len(self)``)."""
         for s in range(0, len(vectors), ADD_BLOCK):
             self.index.add(np.ascontiguousarray(vectors[s:s + ADD_BLOCK], dtype=np.float32))
+
+    def empty_copy(self) -> "AnnIndex":
+        """The same trained index holding no vectors: a shard to fill (``add``) and ``merge`` back."""
+        faiss = _faiss()
+        copy = faiss.clone_index(self.index)
+        copy.reset()
+        return AnnIndex(copy, self.trained_for)
+
+    def merge(self, other: "AnnIndex") -> None:
+        """Move the vectors of ``other`` (an ``empty_copy`` of the same trained index, then filled)
+        into this one; their ids continue from ``len(self)``, in ``other``'s order. ``other`` is left empty."""
+        faiss = _faiss()
+        mine, theirs = _projection(self.index), _projection(other.index)
+        if len(mine) != len(theirs) or not all(np.array_equal(a, b) for a, b in zip(mine, theirs)):
+            raise ValueError("these indexes were trained apart (another PCA): they cannot be merged")
+        ivf = faiss.extract_index_ivf(self.index)
+        ivf.merge_from(faiss.extract_index_ivf(other.index), len(self))  # faiss checks the cells match
+        self.index.ntotal, other.index.ntotal = ivf.ntotal, 0  # a PCA wrapper counts for itself
+
+    def describe(self) -> str:
+        """What the index is, in words (for benchmarks and logs)."""
+        faiss = _faiss()
+        ivf = faiss.downcast_index(faiss.extract_index_ivf(self.index))
+        pca = f"PCA-{ivf.d}, " if ivf.d != self.dim else ""
+        codes = type(ivf).__name__.removeprefix("IndexIVF")
+        return f"{pca}IVF {ivf.nlist} cells (nprobe {ivf.nprobe}), {codes} codes of {ivf.code_size} bytes"
 
     def bind(self, rows: np.ndarray) -> "AnnIndex":
         """The same index searching only the ids with ``rows[id] >= 0``, reporting them as rows."""
@@ -138,6 +175,18 @@ class AnnIndex:
     @classmethod
     def from_bytes(cls, data: np.ndarray, trained_for: int) -> "AnnIndex":
         return cls(_faiss().deserialize_index(np.asarray(data, np.uint8)), trained_for)
+
+
+def _projection(index) -> list[np.ndarray]:
+    """The matrices and offsets of the linear transforms (PCA) an index applies before its cells."""
+    faiss = _faiss()
+    if not isinstance(index, faiss.IndexPreTransform):
+        return []
+    out = []
+    for i in range(index.chain.size()):
+        t = faiss.downcast_VectorTransform(index.chain.at(i))
+        out += [faiss.vector_to_array(t.A), faiss.vector_to_array(t.b)]
+    return out
 
 
 _ATTACHED: dict[int, tuple[weakref.ref, AnnIndex]] = {}
