@@ -136,8 +136,12 @@ def test_motion_is_measured_while_the_samples_are_embedded(story_video, tmp_path
 
     monkeypatch.setattr(fw, "_frames_by_video", on_listed)
     monkeypatch.setattr(fw, "analyse_views", lambda sampled, **kw: analysed.append(1) or analyse(sampled, **kw))
+    import cv2
+
+    threads = cv2.getNumThreads()
     res = fw.frames([video], fps=5, store=tmp_path / "st", workers=0, progress=False)
     assert res.embeddings.stats.encoded > 0 and listed == [0] and analysed == [1]  # before any vector
+    assert cv2.getNumThreads() == threads                          # OpenCV's threads given back
     (v,) = res.videos
     sub = res.embeddings.to_items()
     again, _ = fw.view_keyframes(sorted(sub, key=lambda it: it.frame), res.embeddings.vectors[

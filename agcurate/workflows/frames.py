@@ -121,6 +121,7 @@ def frames(paths: Iterable[str | os.PathLike] | None = None, *, threshold: float
     from concurrent.futures import ThreadPoolExecutor
 
     from ..embedding.encode import NothingToEmbedError
+    from ..embedding.loader import opencv_threads
 
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="agcurate-motion") if mode != "shots" else None
     analyses: dict = {}
@@ -129,6 +130,9 @@ def frames(paths: Iterable[str | os.PathLike] | None = None, *, threshold: float
         for path, sampled in _frames_by_video(found).items():
             analyses[path] = pool.submit(analyse_views, sampled, mode=mode, overlap=overlap)
 
+    # OpenCV single-threaded in this process while the analysis thread may use it: its thread pool
+    # would not survive the fork of the decode workers (see embedding.loader.fork_safe_opencv)
+    cv_threads = opencv_threads(1) if pool is not None else None
     try:
         try:
             emb = embed_input(paths, cfg, progress=progress, on_embedded=on_embedded, source_options=opts,
@@ -141,6 +145,7 @@ def frames(paths: Iterable[str | os.PathLike] | None = None, *, threshold: float
     finally:
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
+            opencv_threads(cv_threads)
 
 
 def _frames_by_video(items) -> dict:
