@@ -150,6 +150,25 @@ def test_motion_is_measured_while_the_samples_are_embedded(story_video, tmp_path
     assert again["reason"].tolist() == v.table["reason"].tolist()
 
 
+def test_videos_beyond_the_memory_budget_are_measured_in_turn(story_video, warm_store, tmp_path, monkeypatch):
+    """Only ``AHEAD_FRAMES`` analysed frames are measured ahead while embedding (their grey frames are
+    held until selection); a video beyond that budget is measured when its turn comes, same result."""
+    import threading
+
+    import agcurate.workflows.frames as fw
+
+    video, _ = story_video
+    where = []
+    analyse = fw.analyse_views
+    monkeypatch.setattr(fw, "analyse_views", lambda sampled, **kw: where.append(threading.current_thread().name)
+                        or analyse(sampled, **kw))
+    ahead = fw.frames([video], fps=5, store=warm_store, workers=0, progress=False)
+    monkeypatch.setattr(fw, "AHEAD_FRAMES", 10)                    # less than the 6 s video's 60 frames
+    in_turn = fw.frames([video], fps=5, store=warm_store, workers=0, progress=False)
+    assert where[0].startswith("agcurate-motion") and where[1] == threading.main_thread().name
+    assert in_turn.videos[0].table["is_keyframe"].tolist() == ahead.videos[0].table["is_keyframe"].tolist()
+
+
 def test_cli_frames_twice_same_csv_and_contact_sheet(story_video, warm_store, tmp_path, page, artifacts):
     video, shots = story_video
     out = tmp_path / "out"

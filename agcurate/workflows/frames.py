@@ -28,6 +28,7 @@ CSV_COLUMNS = ["frame", "time_s", "path", "score", "video", "segment", "segment_
                "sharpness", "reason", "overlap", "camera"]
 ANALYSIS_FPS = 10.0   # frames per second measured for camera motion and change (at most the video's rate)
 ANALYSIS_WIDTH = 160  # ... as grey pictures this wide
+AHEAD_FRAMES = 20_000  # frames analysed while embedding, at most (~290 MB of grey frames, ~33 min of video)
 
 
 @dataclass
@@ -127,7 +128,11 @@ def frames(paths: Iterable[str | os.PathLike] | None = None, *, threshold: float
     analyses: dict = {}
 
     def start_analyses(found) -> None:  # motion and change need no embedding: measured meanwhile
+        budget = AHEAD_FRAMES  # the grey frames of these are held until selection: memory stays bounded
         for path, sampled in _frames_by_video(found).items():
+            budget -= ANALYSIS_FPS * float((sampled[0].meta or {}).get("duration_s") or 0.0)
+            if budget < 0:
+                break  # the other videos are measured when their turn comes
             analyses[path] = pool.submit(analyse_views, sampled, mode=mode, overlap=overlap)
 
     # OpenCV single-threaded in this process while the analysis thread may use it: its thread pool
