@@ -22,9 +22,10 @@ class _State:
 
 STATE = _State()
 
-PathsArg = Annotated[
-    Optional[list[Path]],
-    typer.Argument(help="Image files or folders (recursive). Omit to reuse the last `agcurate embed` collection.",
+PathsArg = Annotated[  # str, not Path: a URL (s3://bucket/photos) must keep its double slash
+    Optional[list[str]],
+    typer.Argument(help="Image files or folders (recursive), or URLs fsspec opens (s3://..., gs://...). "
+                        "Omit to reuse the last `agcurate embed` collection.",
                    show_default=False),
 ]
 ModelOpt = Annotated[str, typer.Option("--model", "-m", help="Encoder: lite0, lite0-ml, timm:NAME, torchvision:NAME or file:CHECKPOINT.")]
@@ -33,7 +34,7 @@ DeviceOpt = Annotated[str, typer.Option("--device", help="auto (CUDA when presen
 BatchOpt = Annotated[Optional[int], typer.Option("--batch-size", min=1, help="Images per model call (default 32 on CPU, 128 on CUDA).")]
 WorkersOpt = Annotated[Optional[int], typer.Option("--workers", min=0, help="Decode worker processes (default: up to 4 on CPU, 8 on CUDA; 0 = decode in-process).")]
 ImageSizeOpt = Annotated[Optional[int], typer.Option("--image-size", min=16, help="Encoder input size in pixels (default: the model's).")]
-StoreOpt = Annotated[Optional[Path], typer.Option("--store", envvar="AGCURATE_STORE", help="Embedding store folder (default ~/.cache/agcurate).")]
+StoreOpt = Annotated[Optional[str], typer.Option("--store", envvar="AGCURATE_STORE", help="Embedding store folder or URL, e.g. s3://bucket/agcurate (default ~/.cache/agcurate).")]
 BackendOpt = Annotated[str, typer.Option("--backend", help="auto (ONNX Runtime on CPU, torch on CUDA), torch or onnx.")]
 FpsOpt = Annotated[Optional[float], typer.Option(
     "--fps", min=0.0, help="Video frames sampled per second of video (default 2; 0 = every frame).")]

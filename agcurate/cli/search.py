@@ -15,8 +15,8 @@ def register(app: typer.Typer) -> None:
     @command(app, "search")
     @embed_options()
     def search_cmd(
-        queries: Annotated[list[Path], typer.Argument(help="Query images, or folders of them.", show_default=False)],
-        in_: Annotated[Optional[list[Path]], typer.Option(
+        queries: Annotated[list[str], typer.Argument(help="Query images, or folders of them (paths or URLs).", show_default=False)],
+        in_: Annotated[Optional[list[str]], typer.Option(
             "--in", help="Collection to search (files or folders; repeatable). Omit to search the last "
                          "`agcurate embed` collection.")] = None,
         k: Annotated[int, typer.Option("-k", "--k", min=1, help="Matches per query.")] = 10,

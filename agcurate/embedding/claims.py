@@ -15,7 +15,7 @@ owner waits for anyone, so no two writers wait for each other. A writer that die
 SIGKILL) loses its ``flock`` to the OS, so its claim counts as stale at once and is cleared by the
 next writer: nobody waits for a dead process. (Decode workers forked while a claim is held share
 its lock until they notice their parent is gone, a few seconds.) Where ``fcntl`` is missing
-(Windows), writers do not coordinate; readers still keep one row per item.
+(Windows), and on an object store, writers do not coordinate; readers still keep one row per item.
 """
 
 from __future__ import annotations
@@ -120,13 +120,15 @@ class ClaimResult:
                 raise
 
 
-def claim_missing(folder: Path, wanted: dict[str, str], stored: Callable[[], dict[str, str]]) -> ClaimResult:
+def claim_missing(folder: Path, wanted: dict[str, str], stored: Callable[[], dict[str, str]],
+                  coordinate: bool = True) -> ClaimResult:
     """Claim the keys of ``wanted`` (key -> fingerprint) that ``stored()`` lacks and no live writer claims.
 
     ``stored`` (newest fingerprint per stored key) is read under the folder's lock, so what another
-    writer finished a moment ago is not encoded again.
+    writer finished a moment ago is not encoded again. Without ``coordinate`` (a store on an object
+    store, which has no locks) or ``fcntl``, everything missing is mine.
     """
-    if fcntl is None:
+    if fcntl is None or not coordinate:
         have = stored()
         mine = [k for k, fp in wanted.items() if have.get(k) != fp]
         return ClaimResult(mine, None, [], set(mine))

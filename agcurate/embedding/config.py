@@ -58,7 +58,9 @@ class EmbedConfig:
         if self.weights is not None:
             set_(self, "weights", Path(self.weights))
         if self.store is not None:
-            set_(self, "store", Path(self.store))
+            from .location import store_path
+
+            set_(self, "store", store_path(self.store))  # a URL stays a URL
         self.validate()
 
     # -- construction --------------------------------------------------------------------------------
@@ -114,9 +116,11 @@ class EmbedConfig:
         return resolve_store_root(self.store)
 
     def onnx_cache(self) -> Path:
-        """Where exported ONNX graphs are kept: ``<store>/onnx`` (``$AGCURATE_ONNX_CACHE`` overrides
-        it in the runner)."""
-        return self.store_root() / "onnx"
+        """Where exported ONNX graphs are kept: ``<store>/onnx``, or a local folder for a store behind
+        a URL (``$AGCURATE_ONNX_CACHE`` overrides it in the runner)."""
+        from .location import local_cache
+
+        return local_cache(self.store_root()) / "onnx"
 
     def encoder(self):
         """The encoder these settings name (resolved, not built: no weights are loaded)."""

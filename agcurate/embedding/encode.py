@@ -20,8 +20,10 @@ from ..errors import NoUsableInputError
 from ..items import Item, items_from_frame
 from ..progress import progress_bar
 from ..sources import Discovery, Skipped, SourceOptions, discover
+from ..sources.remote import normalise_input
 from ..system import cpu_threads
 from .config import EmbedConfig
+from .location import local_cache
 from .store import ChunkWriter, EmbeddingStore, last_collection, remember_collection
 
 
@@ -133,7 +135,7 @@ def embed(paths: Iterable[str | Path] | None = None, model: str | None = None, *
             image_size = image_size or last.get("image_size")
         if source_options is None:
             source_options = SourceOptions(**last.get("source_options", {}))
-    inputs = [str(Path(p).expanduser().resolve()) for p in paths]
+    inputs = [normalise_input(p) for p in paths]  # a URL stays as given
     opts = source_options or SourceOptions()
     enc = encoder or get_encoder(cfg.model, weights=weights, image_size=image_size)
     if cfg.decode == "gpu":  # before any file is read: CUDA and a working device decoder, or a usage error
@@ -147,7 +149,7 @@ def embed(paths: Iterable[str | Path] | None = None, model: str | None = None, *
     found = discover(inputs, opts)
     if on_listed is not None and found.items:
         on_listed(list(found.items))
-    enc = fit_bands(enc, found.items, opts, inputs, root, found.skipped)  # --bands all: the stem inflated
+    enc = fit_bands(enc, found.items, opts, inputs, local_cache(root), found.skipped)  # --bands all: the stem inflated
     st = EmbeddingStore(root, enc.id, enc.slug, enc.dim)
     stats = EmbedStats(found=len(found.items), ignored=found.ignored)
     skipped = list(found.skipped)

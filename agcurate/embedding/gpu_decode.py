@@ -114,16 +114,22 @@ def read_jpeg(item: Item, size: int, max_pixels: int = GPU_MAX_PIXELS) -> JpegBl
     decodes or reports it exactly as it always has.
     """
     from ..sources.images import open_image
+    from ..sources.remote import is_url, read_bytes
     from ..sources.sniff import HEAD_BYTES, sniff
 
     if not gpu_decodable(item):
         return None
     try:
-        with open(item.path, "rb") as fh:
-            if sniff(fh.read(HEAD_BYTES)) != "jpeg":
+        if is_url(item.path):  # one request for the whole object
+            data = bytearray(read_bytes(item.path))
+            if sniff(bytes(data[:HEAD_BYTES])) != "jpeg":
                 return None
-            fh.seek(0)
-            data = bytearray(fh.read())  # writable: torch takes it without a copy
+        else:
+            with open(item.path, "rb") as fh:
+                if sniff(fh.read(HEAD_BYTES)) != "jpeg":
+                    return None
+                fh.seek(0)
+                data = bytearray(fh.read())  # writable: torch takes it without a copy
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             with open_image(io.BytesIO(data), len(data)) as img:  # header only; refuses bombs

@@ -1,6 +1,7 @@
 """The embedding store: Parquet parts per encoder, written atomically chunk by chunk.
 
-Layout under the store root (``~/.cache/agcurate`` unless ``--store``/``AGCURATE_STORE``)::
+Layout under the store root (``~/.cache/agcurate`` unless ``--store``/``AGCURATE_STORE``; a local
+folder or a URL such as ``s3://bucket/agcurate``, see ``location.py``)::
 
     last.json                          the collection the last ``embed`` worked on
     models/<encoder-slug>/encoder.json what the encoder is (its full id)
@@ -28,6 +29,7 @@ import numpy as np
 
 from ..errors import StoreError
 from .claims import ClaimResult, claim_missing, folder_lock
+from .location import arrow_target, is_remote, store_path, write_atomic, write_text_atomic
 
 ITEM_COLUMNS = {  # name -> pyarrow type name; signals are float32
     "key": "string", "path": "string", "kind": "string", "frame": "int32", "time_s": "float32",
@@ -45,14 +47,15 @@ def default_store_root() -> Path:
     """``$AGCURATE_STORE``, else ``$XDG_CACHE_HOME/agcurate``, else ``~/.cache/agcurate``."""
     env = os.environ.get("AGCURATE_STORE")
     if env:
-        return Path(env).expanduser()
+        return store_path(env)
     xdg = os.environ.get("XDG_CACHE_HOME")
     base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
     return base / "agcurate"
 
 
 def resolve_store_root(store: str | os.PathLike | None) -> Path:
-    return Path(store).expanduser().resolve() if store else default_store_root()
+    """The store folder ``store`` names (a local path or a URL), else the default one."""
+    return store_path(store) if store else default_store_root()
 
 
 @dataclass
@@ -67,7 +70,7 @@ class EmbeddingStore:
     """The part of the store that holds one encoder's vectors."""
 
     def __init__(self, root: str | os.PathLike, encoder_id: str, slug: str, dim: int):
-        self.root = Path(root)
+        self.root = root if isinstance(root, Path) else store_path(root)
         self.encoder_id = encoder_id
         self.dim = dim
         self.dir = self.root / "models" / slug
@@ -79,7 +82,7 @@ class EmbeddingStore:
         self.parts_dir.mkdir(parents=True, exist_ok=True)
         meta = self.dir / "encoder.json"
         if not meta.exists():
-            _atomic_write_text(meta, json.dumps({"id": self.encoder_id, "dim": self.dim}, indent=2))
+            write_text_atomic(meta, json.dumps({"id": self.encoder_id, "dim": self.dim}, indent=2))
 
     def schema(self, signal_names=()):
         import pyarrow as pa
@@ -115,17 +118,16 @@ class EmbeddingStore:
         cols["vector"] = vector_column(vectors)
         table = pa.table(cols, schema=schema)
         self._seq += 1
-        name = f"part-{seq0}-{os.getpid()}-{self._seq:05d}.parquet"
-        tmp = self.parts_dir / (name + ".tmp")
-        pq.write_table(table, tmp, compression="zstd")
-        os.replace(tmp, self.parts_dir / name)
+        name = f"part-{seq0}-{os.getpid()}-{uuid.uuid4().hex[:6]}-{self._seq:05d}.parquet"
+        write_atomic(self.parts_dir / name,
+                     lambda target: _write_parquet(table, target))
         return self.parts_dir / name
 
     # -- reading ---------------------------------------------------------------------------------
     def parts(self) -> list[Path]:
         if not self.parts_dir.is_dir():
             return []
-        return sorted(p for p in self.parts_dir.glob("part-*.parquet"))
+        return sorted(self.parts_dir.glob("part-*.parquet"), key=lambda p: p.name)
 
     def _read(self, columns: list[str] | None = None, parts: list[Path] | None = None, _tries: int = 5):
         """All rows of ``parts`` (default: every part) as one Arrow table, None when there is none."""
@@ -135,7 +137,8 @@ class EmbeddingStore:
         tables = []
         for part in self.parts() if parts is None else parts:
             try:
-                table = pq.read_table(part, columns=_present(part, columns))
+                where, fs = arrow_target(part)
+                table = pq.read_table(where, filesystem=fs, columns=_present(part, columns))
             except FileNotFoundError:
                 if parts is None and _tries > 1:  # compacted into a new part meanwhile: list again
                     return self._read(columns, None, _tries - 1)
@@ -201,11 +204,12 @@ class EmbeddingStore:
 
         if not due(self.parts()):  # checked before locking too: a read-only store is read on
             return 0
-        with folder_lock(self.dir):
+        with _compaction_lock(self.dir):
             parts = self.parts()
             if not due(parts):
                 return 0
-            total = sum(pq.read_metadata(p).num_rows for p in parts)
+            total = sum(pq.read_metadata(arrow_target(p)[0], filesystem=arrow_target(p)[1]).num_rows
+                        for p in parts)
             stored = self._load(None, parts)
             if keep_keys is not None:
                 mask = stored.items["key"].isin(keep_keys).to_numpy()
@@ -224,22 +228,22 @@ class EmbeddingStore:
     def claim(self, wanted: dict[str, str]) -> ClaimResult:
         """Claim the items of ``wanted`` (key -> fingerprint) that are neither stored nor claimed by a
         live writer; see ``claims.claim_missing``."""
-        return claim_missing(self.dir, wanted, self.index)
+        return claim_missing(self.dir, wanted, self.index, coordinate=not is_remote(self.dir))
 
     # -- run records -----------------------------------------------------------------------------
     def write_skipped(self, skipped) -> Path:
         """Write ``skipped.csv`` (path, reason) beside this encoder's parts; returns its path."""
         import csv
+        import io
 
         self._ensure()
         out = self.dir / "skipped.csv"
-        tmp = _tmp_beside(out)
-        with open(tmp, "w", newline="", encoding="utf-8") as fh:
-            w = csv.writer(fh)
-            w.writerow(["path", "reason"])
-            for s in skipped:
-                w.writerow([s.path, s.reason])
-        os.replace(tmp, out)
+        buf = io.StringIO(newline="")
+        w = csv.writer(buf)
+        w.writerow(["path", "reason"])
+        for s in skipped:
+            w.writerow([s.path, s.reason])
+        write_text_atomic(out, buf.getvalue())
         return out
 
 
@@ -313,25 +317,30 @@ def _present(part: Path, columns: list[str] | None) -> list[str] | None:
         return None
     import pyarrow.parquet as pq
 
-    names = set(pq.read_schema(part).names)
+    where, fs = arrow_target(part)
+    names = set(pq.read_schema(where, filesystem=fs).names)
     return [c for c in columns if c in names]
 
 
-def _tmp_beside(path: Path) -> Path:
-    """A temporary name beside ``path`` that no other process or thread uses at the same time."""
-    return path.with_name(f"{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
+def _write_parquet(table, target: Path) -> None:
+    import pyarrow.parquet as pq
+
+    where, fs = arrow_target(target)
+    pq.write_table(table, where, filesystem=fs, compression="zstd")
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = _tmp_beside(path)
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+def _compaction_lock(folder: Path):
+    """The folder's lock for a local store; none on an object store, where two compactions at once
+    only waste work (each new part holds every row of the parts it replaces, at their ``seq``)."""
+    from contextlib import nullcontext
+
+    return nullcontext() if is_remote(folder) else folder_lock(folder)
 
 
 def remember_collection(root: Path, record: dict) -> None:
     """Record the inputs and options of the last ``embed`` so later commands can omit PATH."""
     root.mkdir(parents=True, exist_ok=True)
-    _atomic_write_text(root / "last.json", json.dumps(record, indent=2))
+    write_text_atomic(root / "last.json", json.dumps(record, indent=2))
 
 
 def last_collection(root: Path) -> dict:

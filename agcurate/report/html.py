@@ -53,8 +53,10 @@ def render_page(out: str | os.PathLike, template: str, **context) -> Path:
 
 
 def file_href(path: str | os.PathLike) -> str:
-    """A ``file://`` URL for a local file (percent-encoded, so odd names stay links)."""
-    return Path(path).resolve().as_uri()
+    """A ``file://`` URL for a local file (percent-encoded, so odd names stay links); a URL as it is."""
+    from ..sources.remote import is_url
+
+    return str(path) if is_url(path) else Path(path).resolve().as_uri()
 
 
 def thumbnails(items: Sequence[Item], out_dir: str | os.PathLike, size: int = 192,

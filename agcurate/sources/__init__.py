@@ -10,6 +10,7 @@ from ..items import Item
 from .base import Decoded, Source, SourceOptions
 from .discovery import Discovery, Skipped, discover
 from .registry import get_sources
+from .remote import is_url
 from .sniff import HEAD_BYTES, sniff
 
 __all__ = [
@@ -42,6 +43,9 @@ def read_group(items: Sequence[Item], opts: SourceOptions | None = None,
         return
     opts = opts or SourceOptions()
     sources = list(sources) if sources is not None else get_sources()
+    if is_url(items[0].path):
+        yield from _read_remote_group(items, opts, sources)
+        return
     try:
         src = source_for(items[0], sources)
     except (SourceError, OSError) as exc:
@@ -56,6 +60,29 @@ def read_group(items: Sequence[Item], opts: SourceOptions | None = None,
             yield dec
     except Exception as exc:  # noqa: BLE001 - a decoder library's own error on a damaged file
         msg = f"cannot decode: {type(exc).__name__}: {exc}"
+        for it in items:
+            if it.key not in answered:
+                yield Decoded(it, error=msg)
+
+
+def _read_remote_group(items: Sequence[Item], opts: SourceOptions, sources: Sequence[Source]) -> Iterator[Decoded]:
+    """``read_group`` for items of a file named by URL: decoded from a temporary local copy (removed
+    afterwards), each answer carrying the item as it was given (its URL)."""
+    from dataclasses import replace
+
+    from .remote import local_copy
+
+    answered: set[str] = set()
+    try:
+        with local_copy(items[0].path) as local:
+            copies = [replace(it, path=str(local)) for it in items]
+            given = {c.key: it for c, it in zip(copies, items)}
+            for dec in read_group(copies, opts, sources):
+                dec.item = given.get(dec.item.key, dec.item)
+                answered.add(dec.item.key)
+                yield dec
+    except (OSError, SourceError) as exc:  # the file could not be fetched
+        msg = str(exc) if isinstance(exc, SourceError) else f"cannot read file: {exc.strerror or exc}"
         for it in items:
             if it.key not in answered:
                 yield Decoded(it, error=msg)

@@ -150,6 +150,11 @@ class Source:
         """The items inside ``path``; raise ``SourceError`` when the file cannot be used at all."""
         raise NotImplementedError
 
+    def header_items(self, path: str, fmt: str | None, fingerprint: str, opts: SourceOptions) -> list[Item] | None:
+        """The items of a file known from its format alone, without reading it (a photo: one item),
+        or None when the file must be read to list them (a video's frames, a raster's tiles)."""
+        return None
+
     def read(self, items: Sequence[Item], opts: SourceOptions) -> Iterator[Decoded]:
         """Decode items that all belong to one group (one file); yield one ``Decoded`` per item."""
         raise NotImplementedError

@@ -4,6 +4,8 @@ Symbolic links are followed after everything reachable without them (per input p
 folder keeps the path it has in the tree and a link to it is reported as a second name. A link to a
 folder that contains the link (``sub/loop -> ..``) is a loop: reported, never entered. A link whose
 target does not exist is reported as broken, with its target.
+
+A URL (``s3://bucket/photos``) is listed through fsspec (``remote.py``); its items keep the URL as path.
 """
 
 from __future__ import annotations
@@ -11,13 +13,14 @@ from __future__ import annotations
 import errno
 import os
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass, field, replace
+from pathlib import Path, PurePosixPath
 
 from ..errors import SourceError
 from ..items import Item
 from .base import Source, SourceOptions
 from .registry import get_sources
+from .remote import is_url, normalise_input
 from .sniff import HEAD_BYTES, IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, sniff
 
 
@@ -49,6 +52,9 @@ def discover(paths: Iterable[str | Path], opts: SourceOptions | None = None,
     """
     walker = _Walker(opts or SourceOptions(), list(sources) if sources is not None else get_sources())
     for raw in paths:
+        if is_url(raw):
+            walker.url(normalise_input(raw))
+            continue
         p = Path(raw).expanduser()
         if not p.exists():
             walker.skip(str(raw), link_problem(p) or "no such file or directory")
@@ -129,6 +135,38 @@ class _Walker:
             elif os.path.isfile(real):
                 self.file(link, explicit=False, via_link=True)
 
+    def url(self, url: str) -> None:
+        """A URL: its files listed in one call; a photo is listed from its first bytes, anything else
+        (video, raster, tiles) from a temporary copy, removed once its items are listed."""
+        from .remote import fingerprint_of, heads, list_url, local_copy
+
+        try:
+            files = list_url(url)
+        except SourceError as exc:
+            self.skip(url, str(exc))
+            return
+        files = [(u, info) for u, info in files if u not in self.files]
+        for (u, info), head in zip(files, heads([u for u, _ in files], HEAD_BYTES)):
+            self.files[u] = u
+            if isinstance(head, Exception):
+                self.skip(u, f"cannot read file: {type(head).__name__}: {head}")
+                continue
+            fmt, fp = sniff(head), fingerprint_of(info)
+            for src in self.sources:
+                listed = src.header_items(u, fmt, fp, self.opts)
+                if listed is not None:
+                    self._keep(listed)
+                    break
+            else:
+                if not any(fmt in src.formats for src in self.sources):
+                    self._unusable(u, PurePosixPath(u).suffix.lower(), head, fmt, explicit=u == url)
+                    continue
+                try:
+                    with local_copy(u) as local:
+                        self._add_file(local, explicit=u == url, shown=(u, fp))
+                except OSError as exc:
+                    self.skip(u, f"cannot read file: {exc.strerror or exc}")
+
     def file(self, path: Path, explicit: bool, via_link: bool) -> None:
         if self._first(path, self.files, "file", via_link):
             self._add_file(path, explicit)
@@ -143,9 +181,12 @@ class _Walker:
         done[real] = str(path)
         return True
 
-    def _add_file(self, path: Path, explicit: bool) -> None:
+    def _add_file(self, path: Path, explicit: bool, shown: tuple[str, str] | None = None) -> None:
+        """One file, recognised by content. ``shown``: (URL, fingerprint) when ``path`` is a local
+        copy of a remote file; its items and reasons then name the URL."""
+        name = shown[0] if shown else str(path)
         try:
-            str(path).encode("utf-8")
+            name.encode("utf-8")
         except UnicodeEncodeError:
             self.skip(_printable(path), "file name is not valid UTF-8 (rename the file)")
             return
@@ -153,35 +194,44 @@ class _Walker:
             with open(path, "rb") as fh:
                 head = fh.read(HEAD_BYTES)
         except OSError as exc:
-            self.skip(str(path), f"cannot read file: {exc.strerror or exc}")
+            self.skip(name, f"cannot read file: {exc.strerror or exc}")
             return
         fmt = sniff(head)
         for src in self.sources:
             if src.claims(path, fmt):
-                self._add_items(path, src)
+                self._add_items(path, src, shown)
                 return
-        ext = path.suffix.lower()
+        self._unusable(name, path.suffix.lower(), head, fmt, explicit)
+
+    def _unusable(self, name: str, ext: str, head: bytes, fmt: str | None, explicit: bool) -> None:
+        """A file no source reads: skipped with a reason when it looks like media, else ignored."""
         if not head:
-            self.skip(str(path), "empty file")
+            self.skip(name, "empty file")
         elif fmt is not None:
-            self.skip(str(path), f"unsupported format ({fmt})")
+            self.skip(name, f"unsupported format ({fmt})")
         elif explicit or ext in IMAGE_EXTENSIONS or ext in VIDEO_EXTENSIONS:
-            self.skip(str(path), "not a recognised image or video (corrupt or unknown format)")
+            self.skip(name, "not a recognised image or video (corrupt or unknown format)")
         else:
             self.found.ignored += 1
 
-    def _add_items(self, path: Path, src: Source) -> None:
+    def _add_items(self, path: Path, src: Source, shown: tuple[str, str] | None = None) -> None:
+        name = shown[0] if shown else str(path)
         try:
             items = src.items(path, self.opts)
         except SourceError as exc:
-            self.skip(str(path), str(exc))
+            self.skip(name, str(exc))
             return
         except OSError as exc:
-            self.skip(str(path), f"cannot read file: {exc.strerror or exc}")
+            self.skip(name, f"cannot read file: {exc.strerror or exc}")
             return
         except Exception as exc:  # noqa: BLE001 - a decoder library's own error on a damaged file
-            self.skip(str(path), f"cannot read file: {type(exc).__name__}: {exc}")
+            self.skip(name, f"cannot read file: {type(exc).__name__}: {exc}")
             return
+        if shown:
+            items = [replace(it, path=shown[0], fingerprint=shown[1]) for it in items]
+        self._keep(items)
+
+    def _keep(self, items: Iterable[Item]) -> None:
         for it in items:
             if it.key not in self.keys:
                 self.keys.add(it.key)

@@ -169,6 +169,12 @@ class ImageSource(Source):
         return [Item(path=str(path), kind="tile", window=win, fingerprint=fp)
                 for win in tile_windows(width, height, opts.tile, opts.stride)]
 
+    def header_items(self, path: str, fmt: str | None, fingerprint: str, opts: SourceOptions) -> list[Item] | None:
+        """One item per photo; a photo cut into tiles (``--tile``) or a TIFF (maybe a raster) is read."""
+        if opts.tile or fmt not in self.formats or fmt == "tiff":
+            return None
+        return [Item(path=path, kind="image", fingerprint=fingerprint)]
+
     def read(self, items: Sequence[Item], opts: SourceOptions) -> Iterator[Decoded]:
         if any(it.window is not None for it in items):
             yield from self._read_tiles(items)

@@ -26,9 +26,12 @@ def check_range(flag: str, value: float | None, low: float | None = None, high: 
 
 
 def check_exists(flag: str, paths: Iterable[str | os.PathLike] | None) -> None:
-    """``UsageError`` for the first of ``paths`` that does not exist (before anything is embedded)."""
+    """``UsageError`` for the first of ``paths`` that does not exist (before anything is embedded);
+    a URL is looked up when it is listed (a missing one is reported there)."""
+    from ..sources.remote import is_url
+
     for p in paths or ():
-        if not Path(p).expanduser().exists():
+        if not is_url(p) and not Path(p).expanduser().exists():
             raise UsageError(f"{flag}: {p} does not exist")
 
 

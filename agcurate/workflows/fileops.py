@@ -166,6 +166,12 @@ def move_files(paths: Sequence[str | os.PathLike], dest: str | os.PathLike,
     A file that cannot be moved (read-only folder, vanished) is reported and left in place; the
     rest go on. Raises ``MoveError`` only when the destination or the manifest cannot be written.
     """
+    from ..sources.remote import is_url
+
+    remote = [str(p) for p in paths if is_url(p)]
+    if remote or is_url(dest):
+        raise MoveError(f"files are moved on local disks only, not {(remote or [str(dest)])[0]}: "
+                        "move object-store files with the store's own tools (the CSV lists them)")
     dest = Path(dest).resolve()
     try:
         dest.mkdir(parents=True, exist_ok=True)
