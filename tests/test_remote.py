@@ -50,17 +50,18 @@ def test_urls_are_told_from_paths():
 
 
 def test_a_url_folder_is_listed_like_a_local_one(memfs, examples_dir):
-    """Photos listed from their first bytes only; hidden names skipped, other files ignored, a missing
+    """Photos listed from the listing alone (or their first bytes when unnamed); hidden names skipped, other files ignored, a missing
     URL and an unknown protocol reported with a reason; keys are the URLs."""
     files = sorted(examples_dir.glob("*.jpg"))[:4]
     names = put_examples(memfs, "/photos", files)
     memfs.pipe("/photos/notes.txt", b"field notes")
     memfs.pipe("/photos/sub/.hidden.jpg", Path(files[0]).read_bytes())
     memfs.pipe("/photos/sub/empty.jpg", b"")
+    memfs.pipe("/photos/sub/IMG0001", Path(files[0]).read_bytes())  # no suffix: recognised by content
     found = discover(["memory://photos/", "memory://nowhere", "nosuchproto://x/y"])
-    assert [it.key for it in found.items] == [f"memory://photos/{n}" for n in names]
+    assert [it.key for it in found.items] == [f"memory://photos/{n}" for n in names] + ["memory://photos/sub/IMG0001"]
     assert all(it.kind == "image" and it.fingerprint.startswith(str(Path(f).stat().st_size))
-               for it, f in zip(found.items, files))
+               for it, f in zip(found.items, files + files[:1]))
     reasons = {s.path: s.reason for s in found.skipped}
     assert reasons["memory://photos/sub/empty.jpg"] == "empty file"
     assert reasons["memory://nowhere"] == "no such file or directory"

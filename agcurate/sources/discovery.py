@@ -21,7 +21,7 @@ from ..items import Item
 from .base import Source, SourceOptions
 from .registry import get_sources
 from .remote import is_url, normalise_input
-from .sniff import HEAD_BYTES, IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, sniff
+from .sniff import EXTENSION_FORMATS, HEAD_BYTES, IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, sniff
 
 
 @dataclass(frozen=True)
@@ -136,36 +136,57 @@ class _Walker:
                 self.file(link, explicit=False, via_link=True)
 
     def url(self, url: str) -> None:
-        """A URL: its files listed in one call; a photo is listed from its first bytes, anything else
-        (video, raster, tiles) from a temporary copy, removed once its items are listed."""
-        from .remote import fingerprint_of, heads, list_url, local_copy
+        """A URL: its files listed in one call. A photo named as one (``.jpg``, ``.png``...) is listed
+        from the listing alone (no request per file; its content is checked when it is decoded);
+        another file is recognised from its first bytes, fetched many at a time, and a video, raster
+        or photo cut into tiles is listed from a temporary copy, removed once its items are listed."""
+        from .remote import fingerprint_of, list_url
 
         try:
             files = list_url(url)
         except SourceError as exc:
             self.skip(url, str(exc))
             return
-        files = [(u, info) for u, info in files if u not in self.files]
-        for (u, info), head in zip(files, heads([u for u, _ in files], HEAD_BYTES)):
+        unnamed = []
+        for u, info in files:
+            if u in self.files:
+                continue
             self.files[u] = u
+            fp = fingerprint_of(info)
+            if not info.get("size"):
+                self.skip(u, "empty file")
+            elif not self._listed(u, EXTENSION_FORMATS.get(PurePosixPath(u).suffix.lower()), fp):
+                unnamed.append((u, fp))
+        self._sniff_urls(unnamed, explicit=url)
+
+    def _listed(self, url: str, fmt: str | None, fp: str) -> bool:
+        """Keep the items a source knows from ``fmt`` alone; False when the file must be read."""
+        for src in self.sources:
+            listed = src.header_items(url, fmt, fp, self.opts)
+            if listed is not None:
+                self._keep(listed)
+                return True
+        return False
+
+    def _sniff_urls(self, files: list[tuple[str, str]], explicit: str) -> None:
+        """Files behind URLs (``(url, fingerprint)``) recognised from their first bytes."""
+        from .remote import heads, local_copy
+
+        for (u, fp), head in zip(files, heads([u for u, _ in files], HEAD_BYTES)):
             if isinstance(head, Exception):
                 self.skip(u, f"cannot read file: {type(head).__name__}: {head}")
                 continue
-            fmt, fp = sniff(head), fingerprint_of(info)
-            for src in self.sources:
-                listed = src.header_items(u, fmt, fp, self.opts)
-                if listed is not None:
-                    self._keep(listed)
-                    break
-            else:
-                if not any(fmt in src.formats for src in self.sources):
-                    self._unusable(u, PurePosixPath(u).suffix.lower(), head, fmt, explicit=u == url)
-                    continue
-                try:
-                    with local_copy(u) as local:
-                        self._add_file(local, explicit=u == url, shown=(u, fp))
-                except OSError as exc:
-                    self.skip(u, f"cannot read file: {exc.strerror or exc}")
+            fmt = sniff(head)
+            if self._listed(u, fmt, fp):
+                continue
+            if not any(fmt in src.formats for src in self.sources):
+                self._unusable(u, PurePosixPath(u).suffix.lower(), head, fmt, explicit=u == explicit)
+                continue
+            try:
+                with local_copy(u) as local:
+                    self._add_file(local, explicit=u == explicit, shown=(u, fp))
+            except OSError as exc:
+                self.skip(u, f"cannot read file: {exc.strerror or exc}")
 
     def file(self, path: Path, explicit: bool, via_link: bool) -> None:
         if self._first(path, self.files, "file", via_link):

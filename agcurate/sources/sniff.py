@@ -65,5 +65,11 @@ def _looks_like_ts(head: bytes) -> bool:
     return len(head) >= 4 and head[0] == 0x47 and (head[1] & 0x80) == 0
 
 
+EXTENSION_FORMATS = {  # what a name promises, for listings where reading every file costs a request
+    ".jpg": "jpeg", ".jpeg": "jpeg", ".jpe": "jpeg", ".jfif": "jpeg", ".png": "png", ".webp": "webp",
+    ".bmp": "bmp", ".dib": "bmp", ".gif": "gif", ".jp2": "jp2", ".j2k": "jp2", ".heic": "heif",
+    ".heif": "heif", ".avif": "heif", ".ppm": "pnm", ".pgm": "pnm", ".pbm": "pnm",
+}
+
 IMAGE_FORMATS = {"jpeg", "png", "gif", "webp", "bmp", "tiff", "jp2", "pnm", "heif"}
 VIDEO_FORMATS = {"mp4", "matroska", "avi", "mpegts", "mpegps", "flv", "asf"}
