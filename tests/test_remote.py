@@ -169,3 +169,22 @@ def test_cli_embeds_s3_photos_videos_and_rasters_into_an_s3_store_and_dedups_fro
     table = pd.concat(pd.read_parquet(f"s3://{p}", columns=["path", "kind", "vector"]) for p in parts)
     assert (table["kind"] == "frame").sum() >= 2 and (table["kind"] == "image").sum() >= 10
     assert len(table["vector"].iloc[0]) == 1280
+
+
+def test_tables_show_url_items_relative_to_the_shared_url_folder():
+    from agcurate.cli.common import common_folder
+    from agcurate.items import display_path
+
+    base = common_folder(["s3://b/field/2024", "s3://b/field/2025/a.jpg"])
+    assert base == "s3://b/field"
+    assert display_path("s3://b/field/2024/x/a.jpg", base) == "2024/x/a.jpg"
+    assert common_folder(["s3://b/x", "gs://b/x"]) is None
+
+
+def test_search_takes_a_url_query_against_a_url_collection(memfs, examples_dir, tmp_path):
+    files = sorted(examples_dir.glob("SOAP_061*")) + sorted(examples_dir.glob("Forest_*.jpg"))[:3]
+    put_examples(memfs, "/q", files)
+    res = agcurate.search(["memory://q/SOAP_061.png"], ["memory://q"], k=2, store=tmp_path / "st", workers=0,
+                          progress=False)
+    best = res.table.sort_values("rank")["path"].tolist()
+    assert all(p.startswith("memory://q/SOAP_061_") for p in best)  # the query itself is not a match

@@ -152,7 +152,12 @@ def common_folder(inputs) -> str | None:
     """The deepest folder holding every input (a file counts as its folder); None when that is the
     file-system root or the inputs share nothing. Tables show paths relative to it
     (``items.display_path``): the part that tells files apart, not a prefix every row shares."""
-    folders = [str(p) if Path(p).is_dir() else os.path.dirname(str(p)) for p in inputs or ()]
+    from ..sources.remote import is_url
+
+    inputs = [str(p) for p in inputs or ()]
+    if inputs and all(is_url(p) for p in inputs):
+        return url_folder(inputs)
+    folders = [p if Path(p).is_dir() else os.path.dirname(p) for p in inputs]
     folders = [f for f in folders if f]
     if not folders:
         return None
@@ -161,6 +166,20 @@ def common_folder(inputs) -> str | None:
     except ValueError:  # relative and absolute mixed, or other drives
         return None
     return base if base and Path(base).parent != Path(base) else None
+
+
+def url_folder(urls) -> str | None:
+    """``common_folder`` of URLs: the longest shared run of whole path parts, with the scheme (a URL
+    whose name has a suffix counts as a file, the rest as folders); None for mixed schemes."""
+    import posixpath
+
+    schemes = {u.split("://", 1)[0] for u in urls}
+    if len(schemes) != 1:
+        return None
+    rests = [u.split("://", 1)[1].rstrip("/") for u in urls]
+    folders = [posixpath.dirname(r) if posixpath.splitext(r)[1] else r for r in rests]
+    base = posixpath.commonpath(folders) if all(folders) else ""
+    return f"{schemes.pop()}://{base}" if base else None
 
 
 SHOWN_WINDOWS = 6  # windows / frames listed on one skipped line

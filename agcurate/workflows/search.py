@@ -39,7 +39,7 @@ def search(queries: Iterable[str | os.PathLike], collection: Iterable[str | os.P
     from ..ops.search import search as run_search
     from ..sources import SourceOptions
 
-    queries = [Path(q) for q in ([queries] if isinstance(queries, (str, os.PathLike)) else queries)]
+    queries = list([queries] if isinstance(queries, (str, os.PathLike)) else queries)  # paths or URLs
     if not queries:
         raise UsageError("give at least one query image")
     check_exists("query", queries)
