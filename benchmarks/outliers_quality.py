@@ -7,15 +7,18 @@ left out as a whole, since its sets share pixels):
   [s2]        s2-cloudcover-chips cut at 64 and 128 px; a tile's cloud share from the masks in
               predictions/; clouded (>= 50%) vs clear (<= 5%), clouded sampled to ~10%: cloud.
               Multi-band (4 bands B02,B03,B04,B08) and RGB (the rendered tiles as PNG) forms.
-  [s2-haze]   clear 64 px chip tiles and ~9% of others under a simulated thin cloud (scattering
-              model, see ``haze_sets``): haze. Multi-band and RGB forms.
+              And clear 64 px chip tiles, ~9% of them under a simulated thin cloud (scattering
+              model, see ``haze_sets``): haze. Multi-band and RGB forms. One family: same pixels.
   [eolearn]   eolearn-testeopatch: 29 cloudless dates + 3 cloudy dates; only NDVI is honest input
               (no reflectance bands in the snapshot), as grey PNG: score.
-  [bigearthnet] the 6 BigEarthNet-S2 patches, one snow-covered: snow (12 bands) / score (RGB form).
+  [bigearthnet] the 6 BigEarthNet-S2 patches, one snow-covered: snow (12 bands) / score (RGB form); and
+              the 5 snow-free patches cut into 40 px tiles, ~9% under the same simulated thin cloud:
+              haze (a second source of haze labels: another archive, place and date than the chips).
   [landsat]   128 px tiles of the Landsat-8 scene (stretch 5000-15000); tiles with >= 10% no-data
               (the scene's black border; >= 50% are skipped by tiling) vs none, sampled to ~10%: nodata.
               Multi-band and RGB (PNG) forms.
-  [eurosat]   one EuroSAT class planted at 8% among 150 of another (4 pairs): novel.
+  [eurosat-*] one EuroSAT class planted at 8% among 150 of another (4 pairs, 8 distinct classes, so
+              the pairs share no pixels: one family each): novel.
   [rice]      60 rice-leaf photos + 5 each made dark, over-exposed, blurred and lens-covered (other
               photos): dark, overexposed, blurry, flat.
   [maize]     the same with the 22 maize-field photos, 1920x1080 (14 clean, 2 of each).
@@ -23,8 +26,10 @@ left out as a whole, since its sets share pixels):
               of one clip with 4 of another planted: novel.
 
 Thresholds and scales (``ops.quality`` tests, novelty) are fitted on every family but the one left out
-(classes balanced, clean items of all training sets as negatives); where no other family has labels for
-an issue, the left-out family gets a prior set by hand before any fit (marked ``prior``). The per-set
+(quality issues: class-balanced logistic fit, clean items of all training sets as negatives; novelty:
+the threshold with the best worse-of-two of precision and recall, on the training sets that ask the
+novelty question, since clean items elsewhere were never judged for it); where no other family has
+labels for an issue, the left-out family gets a prior set by hand before any fit (marked ``prior``). The per-set
 AUROC / P@k of an issue's own score depends on no fitted value (one monotone measure); the fused
 ``score`` and the flags do. ``--calibrate`` prints the all-family fit (the package defaults).
 
@@ -61,7 +66,7 @@ PRIOR = {"sig_cloud": (0.30, 0.06), "white_share": (0.45, 0.08), "sig_dark_objec
          "sig_cirrus": (0.012, 0.003),
          "dark_channel": (0.45, 0.05), "sig_snow": (0.20, 0.05), "nodata": (0.05, 0.02),
          "brightness": (0.10, 0.02), "clipped": (0.20, 0.04), "blur": (0.6, 0.05), "contrast": (0.03, 0.008),
-         "novelty": (3.0, 1.0)}
+         "novelty": (3.0, 1.0)}  # novelty: Tukey's outer fence on the fence scale
 DEGRADE = ("dark", "overexposed", "blurry", "flat")
 
 
@@ -138,45 +143,71 @@ def s2_sets(data: Path, store: Path, work: Path) -> list[EvalSet]:
     return out
 
 
-def haze_sets(data: Path, store: Path, work: Path) -> list[EvalSet]:
-    """Clear 64 px tiles (cloud share 0 in the masks) and 6 others under a simulated thin cloud:
-    I = J t + A (1 - t) (the scattering model of He et al.), t 0.55-0.8, cloud reflectance A 0.42-0.36
-    from blue to NIR, written as 4-band folders like the chips (and as RGB)."""
+HAZE_BANDS = ("B02", "B03", "B04", "B08")
+
+
+def _hazed_set(tiles: list[np.ndarray], folder: Path, store: Path, work: Path, name: str, family: str
+               ) -> list[EvalSet]:
+    """``tiles`` (4 bands B02,B03,B04,B08, reflectance x 10000) written as band folders, ~9% of them
+    under a simulated thin cloud: I = J t + A (1 - t) (the scattering model of He et al.), t 0.55-0.8,
+    cloud reflectance A 0.42-0.36 from blue to NIR; embedded in both forms, question ``haze``."""
     import rasterio
 
-    root = data / "s2-cloudcover-chips"
-    bands = ("B02", "B03", "B04", "B08")
     airlight = np.array([4200, 4000, 3800, 3600], np.float32)[:, None, None]
-    tiles = []
-    for chip in sorted((root / "data" / "test_features").iterdir()):
-        with rasterio.open(root / "predictions" / f"{chip.name}.tif") as ds:
-            mask = ds.read(1)
-        arr = np.stack([rasterio.open(chip / f"{b}.tif").read(1) for b in bands]).astype(np.float32)
-        for y in range(0, mask.shape[0] - 63, 64):
-            for x in range(0, mask.shape[1] - 63, 64):
-                if mask[y:y + 64, x:x + 64].mean() == 0:
-                    tiles.append(arr[:, y:y + 64, x:x + 64])
     rng = np.random.default_rng(SEED)
     order = rng.permutation(len(tiles))
     n_haze = max(3, round(len(tiles) * 0.1 / 1.1))
-    folder = work / "s2-haze"
     for j, i in enumerate(order):
         hazy = j < n_haze
-        name = folder / (f"haze_{j:03d}" if hazy else f"clean_{j:03d}")
-        if name.exists():
-            continue
+        target = folder / (f"haze_{j:03d}" if hazy else f"clean_{j:03d}")
         t = rng.uniform(0.55, 0.8)
+        if target.exists():
+            continue
         out = tiles[i] * t + airlight * (1 - t) if hazy else tiles[i]
-        name.mkdir(parents=True)
-        for b, plane in zip(bands, out):
-            with rasterio.open(name / f"{b}.tif", "w", driver="GTiff", width=64, height=64, count=1,
+        target.mkdir(parents=True)
+        h, w = out.shape[1:]
+        for b, plane in zip(HAZE_BANDS, out):
+            with rasterio.open(target / f"{b}.tif", "w", driver="GTiff", width=w, height=h, count=1,
                                dtype="uint16") as ds:
                 ds.write(np.clip(plane + 0.5, 0, 65535).astype(np.uint16), 1)
     emb = embed([folder], store=store, progress=False, remember=False, workers=0)
     lab = {"haze": np.array([Path(p).name.startswith("haze") for p in emb.paths], dtype=int)}
-    e, lab2 = _rgb_form(emb, lab, work, store, "s2-haze-rgb")
-    return [EvalSet("s2 simulated thin cloud 64 px, 4 bands", "s2-haze", emb, lab),
-            EvalSet("s2 simulated thin cloud 64 px, RGB", "s2-haze", e, lab2)]
+    e, lab2 = _rgb_form(emb, lab, work, store, folder.name + "-rgb")
+    return [EvalSet(f"{name}, 4 bands", family, emb, lab), EvalSet(f"{name}, RGB", family, e, lab2)]
+
+
+def haze_sets(data: Path, store: Path, work: Path) -> list[EvalSet]:
+    """Clear 64 px chip tiles (cloud share 0 in the masks), some under a simulated thin cloud."""
+    import rasterio
+
+    root = data / "s2-cloudcover-chips"
+    tiles = []
+    for chip in sorted((root / "data" / "test_features").iterdir()):
+        with rasterio.open(root / "predictions" / f"{chip.name}.tif") as ds:
+            mask = ds.read(1)
+        arr = np.stack([rasterio.open(chip / f"{b}.tif").read(1) for b in HAZE_BANDS]).astype(np.float32)
+        for y in range(0, mask.shape[0] - 63, 64):
+            for x in range(0, mask.shape[1] - 63, 64):
+                if mask[y:y + 64, x:x + 64].mean() == 0:
+                    tiles.append(arr[:, y:y + 64, x:x + 64])
+    return _hazed_set(tiles, work / "s2-haze", store, work, "s2 simulated thin cloud 64 px", "s2")
+
+
+def bigearthnet_haze_set(data: Path, store: Path, work: Path) -> list[EvalSet]:
+    """The 5 snow-free BigEarthNet patches cut into 40 px tiles (another place, date and archive than
+    the chips), some under the same simulated thin cloud: a second source of haze labels. Same family
+    as the snowy-patch sets, since they share pixels."""
+    import rasterio
+
+    tiles = []
+    for patch in sorted((data / "bigearthnet-s2-example").iterdir()):
+        if not patch.is_dir() or patch.name == "S2B_MSIL2A_20180204T94161_57_38":
+            continue
+        arr = np.stack([rasterio.open(patch / f"{patch.name}_{b}.tif").read(1) for b in HAZE_BANDS]
+                       ).astype(np.float32)
+        tiles += [arr[:, y:y + 40, x:x + 40] for y in range(0, 120, 40) for x in range(0, 120, 40)]
+    return _hazed_set(tiles, work / "bigearthnet-haze", store, work, "bigearthnet simulated thin cloud 40 px",
+                      "bigearthnet")
 
 
 def eolearn_set(data: Path, store: Path, work: Path) -> list[EvalSet]:
@@ -226,7 +257,8 @@ def eurosat_sets(data: Path, store: Path, work: Path) -> list[EvalSet]:
         plant = sorted(rng.choice(sorted((root / planted).iterdir()), size=12, replace=False))
         emb = embed([root / inlier, *plant], store=store, progress=False, remember=False)
         lab = np.array([Path(p).parent.name == planted for p in emb.paths], dtype=int)
-        out.append(EvalSet(f"eurosat {planted} in {inlier}", "eurosat", emb, {"novel": lab}))
+        # one family per pair: the 8 classes are disjoint, so the pairs share no pixels
+        out.append(EvalSet(f"eurosat {planted} in {inlier}", f"eurosat-{planted}", emb, {"novel": lab}))
     return out
 
 
@@ -324,7 +356,7 @@ def video_set(data: Path, store: Path, work: Path) -> list[EvalSet]:
     return out
 
 
-BUILDERS = (s2_sets, haze_sets, eolearn_set, bigearthnet_sets, landsat_sets, eurosat_sets, photo_sets, video_set)
+BUILDERS = (s2_sets, haze_sets, eolearn_set, bigearthnet_sets, bigearthnet_haze_set, landsat_sets, eurosat_sets, photo_sets, video_set)
 
 
 # -- calibration and scoring ---------------------------------------------------------------------
@@ -373,13 +405,13 @@ def fit_calibration(train: list[EvalSet], novelty: dict[str, np.ndarray]) -> tup
         elif col in PRIOR:
             cal[col], how[col] = PRIOR[col], "prior"
     xs, ys = [], []
-    for s in train:
+    for s in (s for s in train if "novel" in s.labels):  # clean items elsewhere were not judged for novelty
         y = _item_issue(s, "novel")
         xs.append(novelty[s.name][y >= 0])
         ys.append(y[y >= 0])
-    x, y = np.concatenate(xs), np.concatenate(ys)
+    x, y = (np.concatenate(xs), np.concatenate(ys)) if xs else (np.array([]), np.array([]))
     if (y == 1).sum() and (y == 0).sum():
-        cal["novelty"], how["novelty"] = fit_test(x, y, "high"), "fit"
+        cal["novelty"], how["novelty"] = fit_test(x, y, "high", objective="pr"), "fit"
     else:
         cal["novelty"], how["novelty"] = PRIOR["novelty"], "prior"
     return cal, how
@@ -419,6 +451,8 @@ def main() -> None:
     ap.add_argument("--store", default=str(Path(tempfile.gettempdir()) / "agcurate-bench-outliers12"))
     ap.add_argument("--json", help="also write the figures to this JSON file")
     ap.add_argument("--calibrate", action="store_true", help="print the all-family fit (package defaults)")
+    ap.add_argument("--by-source", action="store_true",
+                    help="one family per data source: the 4 EuroSAT pairs are left out together")
     args = ap.parse_args()
     data, store = Path(args.data).resolve(), Path(args.store)
     work = store / "sets"
@@ -428,6 +462,9 @@ def main() -> None:
         sets += build(data, store, work)
     for s in sets:  # store rows measured by an older agcurate: measure their quality again
         s.emb.items, _ = fill_quality_signals(s.emb, progress=False)
+    if args.by_source:
+        for s in sets:
+            s.family = s.family.split("-")[0]
     print(f"{len(sets)} sets in {len({s.family for s in sets})} families built in {time.perf_counter() - t0:.0f} s",
           flush=True)
     novelty = {}

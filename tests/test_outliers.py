@@ -79,9 +79,12 @@ def test_fusion_keeps_weak_evidence_and_orders_every_item():
     rng = np.random.default_rng(6)
     vec = _cluster(rng, rng.normal(size=16), 80)
     vec[79] = vec[78]  # an exact duplicate pair
-    haze = np.linspace(0.20, 0.30, 80)
+    from agcurate.ops.quality import CALIBRATION
+
+    t, sc = CALIBRATION["dark_channel"]
+    haze = np.linspace(t - 6 * sc, t - 3 * sc, 80)
     haze[79] = haze[78]
-    haze[5] = 0.40  # weak haze evidence, far below the flag threshold
+    haze[5] = t - sc  # weak haze evidence, below the flag threshold
     res = score_outliers(vec, _items(80, dark_channel=haze, brightness=0.4), method="signals")
     assert not res["is_haze"].any() and res["haze_score"].max() < 0.5
     scores = res.set_index("path")["score"]

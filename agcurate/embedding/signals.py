@@ -51,7 +51,8 @@ def pixel_signals(rgb: np.ndarray, small: np.ndarray, nodata: np.ndarray | None 
 
 QUALITY_SIDE = 256  # quality signals are measured at native size, shrunk (never enlarged) to this side
 QUALITY_SIGNALS = ("white_share", "clipped", "dark_channel", "contrast", "blur")
-QUALITY_VERSION = 5.0  # stored as ``quality_v``: rows measured by another version are measured again
+QUALITY_VERSION = 6.0  # stored as ``quality_v``: rows measured by another version are measured again
+BLUR_SIDE = 128  # blur is judged at thumbnail size: softness that vanishes there (an upscaled photo) is not blur
 
 
 def quality_signals(rgb: np.ndarray, nodata: np.ndarray | None = None) -> dict[str, float]:
@@ -65,7 +66,8 @@ def quality_signals(rgb: np.ndarray, nodata: np.ndarray | None = None) -> dict[s
     ``clipped`` share of pixels with a channel at >= 250
     (over-exposure); ``dark_channel`` mean of the 7 px minimum over channels (He et al.'s dark
     channel, high under haze); ``contrast`` standard deviation of grey (0-1; low = flat); ``blur``
-    the no-reference blur metric of Crete-Roffet et al. (2007): how little a 9-tap blur lowers the
+    the no-reference blur metric of Crete-Roffet et al. (2007) at ``BLUR_SIDE`` (area filter, never
+    enlarged): how little a 9-tap blur lowers the
     differences between neighbouring pixels (0 sharp - 1 blurred, the worse of the two directions;
     contrast-free, so noise reads as sharp). NaN where no pixel is valid.
     """
@@ -101,9 +103,20 @@ def quality_signals(rgb: np.ndarray, nodata: np.ndarray | None = None) -> dict[s
         "clipped": float(np.mean(img[valid].max(axis=1) >= 250)),
         "dark_channel": float("nan") if grey_input else float(dark[valid].mean()),
         "contrast": float(g.std()),
-        "blur": blur_metric(gray),
+        "blur": blur_metric(_shrunk(gray, BLUR_SIDE)),
         "quality_v": QUALITY_VERSION,
     }
+
+
+def _shrunk(img: np.ndarray, side: int) -> np.ndarray:
+    """``img`` shrunk (area filter) so its longer side is at most ``side``; never enlarged."""
+    import cv2
+
+    h, w = img.shape[:2]
+    f = side / max(h, w)
+    if f >= 1:
+        return img
+    return cv2.resize(img, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA)
 
 
 def blur_metric(gray: np.ndarray) -> float:

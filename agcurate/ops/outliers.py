@@ -7,7 +7,8 @@ Curators ask two questions, answered apart and then combined:
   independent of the rest of the collection;
 * **novelty** (``ops.novelty``): how little an item belongs to the collection (or to a clean
   reference) in embedding space, kNN distance at several neighbourhood sizes and a robust
-  Mahalanobis (density) view, as ``novelty_score`` (robust z-score) and ``is_novel``.
+  Mahalanobis (density) view, as ``novelty_score`` (interquartile ranges beyond the upper quartile of
+  the collection's own evidence, ``novelty.fence_z``) and ``is_novel``.
 
 ``score`` is the log-odds that an item has some issue or does not belong: every piece of evidence is
 turned into calibrated log-odds and fused as a noisy-OR (``fuse_logits``), which never clips, so
@@ -23,8 +24,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .novelty import (FIT_ROWS, MCD_DIMS, MCD_FIT_ROWS, PCA_ABOVE, SAMPLE_BASE, mcd_component,  # noqa: F401
-                      reduce_vectors, robust_distance, robust_z, sampled_neighbours)
+from .novelty import (FIT_ROWS, MCD_DIMS, MCD_FIT_ROWS, PCA_ABOVE, SAMPLE_BASE, fence_z,  # noqa: F401
+                      mcd_component, reduce_vectors, robust_distance, robust_z, sampled_neighbours)
 
 DEFAULT_THRESHOLD = 0.0  # score is a log-odds: flag items more likely than not to have an issue or be novel
 METHODS = ("auto", "knn", "lof", "mcd", "signals", "iforest")
@@ -147,7 +148,9 @@ def _iforest(vectors: np.ndarray, sig, ref_vectors, ref_sig, seed: int) -> tuple
 
 
 MIN_NOVELTY_ITEMS = 10  # novelty needs at least this many items (or reference items) to compare with
-NOVELTY_CALIBRATION = (4.38, 1.71)  # novelty_z -> log-odds (z - t) / s; fitted by outliers_quality.py --calibrate
+# novelty_z (fence scale, ``novelty.fence_z``) -> log-odds (z - t) / s; threshold maximising F1, fitted by
+# outliers_quality.py --calibrate (Tukey's outer fence, 3, is the prior used where no labels are left)
+NOVELTY_CALIBRATION = (2.66, 0.444)
 
 
 DAMP = 4.0  # log-odds beyond this grow only logarithmically when fused
@@ -190,7 +193,7 @@ def fuse_logits(logits: Sequence[np.ndarray], n: int) -> np.ndarray:
 
 def _novelty(method: str, vectors: np.ndarray, ref_vec: np.ndarray | None, items, reference_items,
              k: int | None, seed: int) -> dict[str, np.ndarray]:
-    """The embedding evidence for ``method``: components (signed robust z-scores) and ``novelty_z``."""
+    """The embedding evidence for ``method``: components (fence scores, ``novelty.fence_z``) and ``novelty_z``."""
     from .novelty import knn_distances, novelty_components
 
     n_base = len(ref_vec) if ref_vec is not None else len(vectors)
@@ -203,14 +206,14 @@ def _novelty(method: str, vectors: np.ndarray, ref_vec: np.ndarray | None, items
     comps: dict[str, np.ndarray] = {}
     if method in ("auto", "knn"):
         d, d_ref = knn_distances(vec, [k], ref, seed)
-        comps["knn_z"] = robust_z(d[k], None if d_ref is None else d_ref[k], "signed", 1e-3)
+        comps["knn_z"] = fence_z(d[k], None if d_ref is None else d_ref[k])
     if method in ("auto", "mcd"):
-        m = mcd_component(vec, ref, seed, side="signed")
+        m = mcd_component(vec, ref, seed)
         if m is not None:
             comps["mcd_z"] = m
     if method == "lof":
         nb = neighbour_components(vec, k, ref, seed)
-        comps["lof_z"] = robust_z(nb["lof"], nb.get("ref_lof"), "signed", 1e-3)
+        comps["lof_z"] = fence_z(nb["lof"], nb.get("ref_lof"))
     if method == "iforest":
         sig = signal_frame(items)
         ref_sig = signal_frame(reference_items) if ref is not None and reference_items is not None else None
@@ -218,7 +221,7 @@ def _novelty(method: str, vectors: np.ndarray, ref_vec: np.ndarray | None, items
             common = [c for c in sig.columns if c in ref_sig.columns]
             sig, ref_sig = sig[common], ref_sig[common]
         r, rr = _iforest(vectors, sig, ref_vec, ref_sig if ref_vec is not None else None, seed)
-        comps["iforest_z"] = robust_z(r, rr, "signed", 1e-3)
+        comps["iforest_z"] = fence_z(r, rr)
     comps["novelty_z"] = np.max(list(comps.values()), axis=0) if comps else np.zeros(len(vectors))
     return comps
 
@@ -231,7 +234,7 @@ def score_outliers(vectors: np.ndarray, items, *, method: str = "auto", k: int |
 
     Returns one row per item: ``path, score, is_outlier, rank, window, issues`` then
     ``<issue>_score``/``is_<issue>`` for every quality issue (``ops.quality``), ``novelty_score``
-    (robust z-score of the embedding evidence, ``ops.novelty``) and ``is_novel``, the components and
+    (fence score of the embedding evidence, ``ops.novelty.fence_z``) and ``is_novel``, the components and
     the measures. ``score`` is the log-odds that the item has some issue or does not belong (noisy-OR
     of the calibrated evidence, ``fuse_logits``): 0 = even odds, every item strictly ordered.
     ``method``: auto (quality + novelty), signals (quality only), knn, lof, mcd or iforest (novelty by

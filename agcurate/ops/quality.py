@@ -18,7 +18,7 @@ NDSI > 0.4 (needs a SWIR band). RGB-only input uses heuristics, named as such in
 ``cloud`` the share of bright, unsaturated pixels (RGB cannot tell cloud from snow: a snow field is
 reported as cloud), ``haze`` the dark channel (He et al. 2009). Every item, either way: ``nodata``
 (share of pixels without data), ``dark`` (mean brightness), ``overexposed`` (share of clipped pixels),
-``blurry`` (Crete-Roffet blur metric at native size), ``flat`` (grey standard deviation, low
+``blurry`` (Crete-Roffet blur metric at 128 px thumbnail size), ``flat`` (grey standard deviation, low
 information: calm open water reads as flat too). Where a measure is absent (an old store row) the issue is NaN and not flagged.
 """
 
@@ -59,17 +59,17 @@ TESTS: dict[str, tuple[Test, ...]] = {
 # (threshold t, scale s) per signal column: fitted on all labelled benchmark sets by
 # ``benchmarks/outliers_quality.py --calibrate`` (its leave-one-set-out figures say how they transfer)
 CALIBRATION: dict[str, tuple[float, float]] = {
-    "sig_cloud": (0.0443, 0.0329),
-    "white_share": (0.340, 0.145),
+    "sig_cloud": (0.0359, 0.0262),
+    "white_share": (0.333, 0.142),
     "sig_cirrus": (0.012, 0.003),  # no labelled data: Sen2Cor's thin-cirrus reflectance, literature scale
-    "sig_dark_object": (0.130, 0.0093),
-    "dark_channel": (0.489, 0.0315),
+    "sig_dark_object": (0.0861, 0.0125),
+    "dark_channel": (0.385, 0.0655),
     "sig_snow": (0.488, 0.289),
-    "nodata": (0.109, 0.0138),
-    "brightness": (0.180, 0.0175),
-    "clipped": (0.758, 0.0354),
-    "blur": (0.440, 0.0283),
-    "contrast": (0.0154, 0.0055),
+    "nodata": (0.109, 0.0137),
+    "brightness": (0.176, 0.0193),
+    "clipped": (0.760, 0.0346),
+    "blur": (0.512, 0.0237),
+    "contrast": (0.0155, 0.0054),
 }
 
 
@@ -143,12 +143,32 @@ def quality_table(items, calibration: dict[str, tuple[float, float]] | None = No
     return out
 
 
-def fit_test(values: np.ndarray, labels: np.ndarray, side: str) -> tuple[float, float]:
-    """(threshold, scale) of a one-measure logistic model fitted on labelled items (classes balanced).
+def pr_cut(x: np.ndarray, y: np.ndarray) -> float:
+    """The cut on ``x`` (large = positive) whose flags ``x >= cut`` have the best worse-of-two of
+    precision and recall on labelled items (the break-even point: flags are judged by both); among
+    equally good cuts, the midpoint of the widest gap between consecutive distinct values (so cleanly
+    separated classes get a threshold in the middle of the gap between them, not at either edge)."""
+    from sklearn.metrics import precision_recall_curve
 
-    The measure is standardised by its spread before fitting (L2 penalty C=1), so perfectly separated
-    classes still get a finite scale and a threshold inside the gap between them (a graceful rule:
-    not at the edge of either class as seen in the calibration data).
+    precision, recall, vals = precision_recall_curve(y, x)  # vals: distinct values of x, increasing
+    worse = np.minimum(precision[:-1], recall[:-1])
+    lo = np.concatenate([[vals[0] - 1.0], vals[:-1]])  # cut between the previous value and this one
+    best = np.flatnonzero(worse >= worse.max() - 1e-12)
+    best = best[best > 0] if (best > 0).any() else best
+    i = best[np.argmax(vals[best] - lo[best])]
+    return float((vals[i] + lo[i]) / 2)
+
+
+def fit_test(values: np.ndarray, labels: np.ndarray, side: str, objective: str = "balanced"
+             ) -> tuple[float, float]:
+    """(threshold, scale) of a one-measure logistic model fitted on labelled items.
+
+    The measure is standardised by its spread before fitting a class-balanced logistic regression (L2
+    penalty C=1), so perfectly separated classes still get a finite scale and a threshold inside the
+    gap between them (a graceful rule: not at the edge of either class as seen in the calibration
+    data). ``objective="pr"`` takes the threshold with the best worse-of-two of precision and recall
+    instead (``pr_cut``), for evidence whose classes overlap (novelty), where the balanced threshold
+    trades precision away when positives are rare; the scale still comes from the logistic fit.
     """
     from sklearn.linear_model import LogisticRegression
 
@@ -161,4 +181,5 @@ def fit_test(values: np.ndarray, labels: np.ndarray, side: str) -> tuple[float, 
     xs = sign * (x - centre) / spread
     lr = LogisticRegression(class_weight="balanced", C=1.0).fit(xs[:, None], y)
     w, b = max(float(lr.coef_[0, 0]), 1e-3), float(lr.intercept_[0])
-    return centre + sign * (-b / w) * spread, spread / w
+    cut = pr_cut(xs, y) if objective == "pr" else -b / w
+    return centre + sign * cut * spread, spread / w
