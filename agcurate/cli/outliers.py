@@ -13,7 +13,7 @@ from .common import DEFAULT_OUT, OutOpt, PathsArg, command, common_folder, conso
 MethodOpt = Annotated[str, typer.Option("--method", help="auto (quality issues + embedding novelty), signals (quality issues only), knn, lof, mcd or iforest (novelty only).")]
 ContaminationOpt = Annotated[Optional[float], typer.Option("--contamination", min=0.0, max=1.0, help="Flag this share of items (the most outlying), e.g. 0.05.")]
 ThresholdOpt = Annotated[Optional[float], typer.Option("--threshold", help="Flag items whose score is at least T (default 0; the score is the log-odds of an issue or of unusual content).")]
-ReferenceOpt = Annotated[Optional[Path], typer.Option("--reference", help="A known-clean collection: score PATH against it (novelty detection).")]
+ReferenceOpt = Annotated[Optional[str], typer.Option("--reference", help="A known-clean collection (folder, file or URL): score PATH against it (novelty detection).")]
 KOpt = Annotated[Optional[int], typer.Option("--k", min=1, help="One neighbourhood size for novelty (default: 5, 15 and 30% of the collection, at most 100).")]
 
 
