@@ -21,6 +21,7 @@ class Shot:
     seconds: float
     first: int = -1  # frame range in the spliced video, filled by splice()
     last: int = -1
+    pan: tuple[float, float] = (0.0, 0.0)  # a still seen through a window (60%) sliding this share across, down
 
 
 def fit(frame: np.ndarray, size=SIZE) -> np.ndarray:
@@ -43,6 +44,15 @@ def _clip_frames(shot: Shot, fps: float, size) -> list[np.ndarray]:
 
     n_out = int(round(shot.seconds * fps))
     if Path(shot.source).suffix.lower() in (".jpg", ".jpeg", ".png"):
+        if shot.pan != (0.0, 0.0):
+            img = cv2.imread(shot.source)
+            h, w = img.shape[:2]
+            vw = int(min(0.6 * w, 0.6 * h * size[0] / size[1]))
+            vh = int(round(vw * size[1] / size[0]))
+            x0, y0 = (w - vw) // 2 - int(shot.pan[0] * w / 2), (h - vh) // 2 - int(shot.pan[1] * h / 2)
+            return [fit(img[y:y + vh, x:x + vw], size) for x, y in
+                    ((int(round(x0 + k / max(n_out - 1, 1) * shot.pan[0] * w)),
+                      int(round(y0 + k / max(n_out - 1, 1) * shot.pan[1] * h))) for k in range(n_out))]
         still = fit(cv2.imread(shot.source), size)
         return [still] * n_out
     cap = cv2.VideoCapture(shot.source)
@@ -103,3 +113,63 @@ def default_shots(data: str | Path, seconds: float = 3.0, hold: str = HOLD_STILL
         Shot("A", str(iv / "car-detection.mp4"), 21.0, seconds),
         Shot("D", str(data / "maize-croprow-video/test_video/1.mp4"), 0.5, seconds),
     ]
+
+
+def more_shots(data: str | Path, seconds: float = 3.0) -> list[Shot]:
+    """E, F, G, H, I, E again, J from other sources than ``default_shots`` (no threshold was set on
+    them): E = a signer (asl_gestures/walk), F = a slow drone-height pan over an aerial tile (the view
+    slides 20% of the tile, its last frame still shares about two thirds with its first), G = the empty
+    room of one-by-one-person-detection, H = a drone photo (static hold), I = the car park between two
+    cars, J = a slow pan down an aerial orthophoto."""
+    data = Path(data)
+    iv = data / "intel-sample-videos"
+    df = data / "deepforest-aerial"
+    return [
+        Shot("E", str(iv / "asl_gestures/walk.mkv"), 0.0, seconds),
+        Shot("F", str(df / "2019_YELL_2_541000_4977000_image_crop.png"), 0.0, seconds, pan=(0.2, 0.0)),
+        Shot("G", str(iv / "one-by-one-person-detection.mp4"), 2.0, seconds),
+        Shot("H", str(df / "AWPE Pigeon Lake 2020 DJI_0005.JPG"), 0.0, seconds),
+        Shot("I", str(iv / "car-detection.mp4"), 11.0, seconds),
+        Shot("E", str(iv / "asl_gestures/walk.mkv"), 0.0, seconds),
+        Shot("J", str(df / "OSBS_029.png"), 0.0, seconds, pan=(0.0, 0.15)),
+    ]
+
+
+def handheld_walk(photo: np.ndarray, seconds: float = 6.0, fps: float = FPS, size=SIZE, zoom_end: float = 0.4,
+                  swing_deg: float = 4.0, swing: float = 0.08, hz: float = 1.6, seed: int = 0,
+                  ) -> tuple[list[np.ndarray], np.ndarray]:
+    """A hand-held walk over a real photo with a known camera: the view closes in on a point ahead
+    (to ``zoom_end`` of its first width) while it swings (turning ``swing_deg`` degrees and sliding
+    ``swing`` of the photo's width, at ``hz``), each frame motion-blurred over the step from the one
+    before. Returns the RGB frames and, per frame, the 3x3 map of its pixels into the photo (so the
+    true overlap of any two frames follows, e.g. ``agcurate.ops.motion.overlaps``)."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    ph, pw = photo.shape[:2]
+    n = int(round(seconds * fps))
+    phase = rng.uniform(0, 2 * np.pi, 3)
+    frames, maps = [], []
+
+    def view(m: np.ndarray) -> np.ndarray:
+        return cv2.warpPerspective(photo, np.linalg.inv(m), size, flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REFLECT)
+
+    for k in range(n):
+        t = k / fps
+        z = 1 + (1 / zoom_end - 1) * k / max(n - 1, 1)
+        ww = 0.8 * pw / z
+        wh = ww * size[1] / size[0]
+        ang = np.deg2rad(swing_deg) * np.sin(2 * np.pi * hz * t + phase[0])
+        cx = pw / 2 + swing * pw * np.sin(2 * np.pi * hz * t + phase[1]) / z
+        cy = 0.55 * ph + 0.5 * swing * ph * np.sin(4 * np.pi * hz * t + phase[2]) / z
+        c, s = np.cos(ang), np.sin(ang)
+        m = (np.array([[c, -s, cx], [s, c, cy], [0, 0, 1]]) @ np.array([[1, 0, -ww / 2], [0, 1, -wh / 2], [0, 0, 1]])
+             @ np.diag([ww / size[0], wh / size[1], 1.0]))
+        f = view(m).astype(np.float32)
+        if maps:  # motion blur: the exposure sweeps over the step from the previous pose
+            for u in (0.25, 0.5, 0.75):
+                f += view(maps[-1] + u * (m - maps[-1]))
+            f /= 4
+        frames.append(f.astype(np.uint8))
+        maps.append(m)
+    return frames, np.array(maps)

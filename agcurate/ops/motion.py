@@ -5,6 +5,7 @@ Pure functions on arrays (OpenCV does the vision): frame-to-frame motion from tr
 (``goodFeaturesToTrack`` + pyramidal Lucas-Kanade + ``findHomography``: shift, turn, zoom and the
 perspective of the ground), chained into one coordinate frame per shot and smoothed over time (hand
 shake is no new view), so the overlap of any two frames of a shot follows from their transforms. A
+motion counts only where it explains the pictures, not only the corners (``explains``). A
 cut is where nothing in the half second after looks like anything in the half second before. A
 fixed camera's changes are compared cell by cell against each cell's own noise. Nothing here reads
 files or knows about embeddings.
@@ -25,6 +26,7 @@ MIN_INLIERS = 12         # a camera motion explains at least this many tracked c
 MIN_INLIER_SHARE = 0.5   # ... and most of them (the dominant motion: leaves tossing and blur make none) ...
 SPREAD = 0.5             # ... in at least this share of the grid cells that have tracked corners ...
 IDENTITY_SHARE = 0.9     # ... unless "no motion" matches at least this share of the grid cells it matches
+RESIDUAL_SHARE = 0.3     # ... and, once applied, leaves at most this share of the grey difference "no motion" leaves
 MIN_STEP_OVERLAP = 0.5   # frames 1/10 s apart sharing less than this: a wrong match, not a camera that fast
 REANCHOR = 0.8           # measure against a newer frame once the view shares less than this with the anchor
 SHAKE_S = 0.3            # camera motion faster than this (seconds, a Gaussian's sigma) is shake, not a new view
@@ -126,7 +128,44 @@ def frame_motion(prev: "np.ndarray", cur: "np.ndarray", pts: "np.ndarray | None"
     same = _matching_cells(a, b)
     if same >= 0.25 * GRID[0] * GRID[1] and same >= IDENTITY_SHARE * _matching_cells(a, warped, inside):
         return np.eye(3)
+    if not explains(a, b, m, inside):
+        return None
     return m
+
+
+def explains(a: "np.ndarray", b: "np.ndarray", m: "np.ndarray", inside: "np.ndarray | None" = None) -> bool:  # noqa: F821
+    """Whether the homography ``m`` (``b`` into ``a``, grey frames of one size) explains the change
+    between them: ``residual_share`` at most ``RESIDUAL_SHARE``. A pan or a drive leaves a few
+    percent; corners that agree on a motion the pictures do not show (a swinging, blurred hand-held
+    view of look-alike leaves) leave half or more, and such steps add up to a camera path that runs
+    away from the real one."""
+    return residual_share(a, b, m, inside) <= RESIDUAL_SHARE
+
+
+def residual_share(a: "np.ndarray", b: "np.ndarray", m: "np.ndarray", inside: "np.ndarray | None" = None,  # noqa: F821
+                   ) -> float:
+    """The mean grey difference left between ``a`` and ``b`` warped by ``m`` (both blurred, a change
+    of exposure taken off, over where the warped ``b`` lands: ``inside``), as a share of the
+    difference with no motion at all (1.0 when they do not overlap enough to tell)."""
+    import cv2
+    import numpy as np
+
+    h, w = a.shape[:2]
+    x = cv2.GaussianBlur(a, (0, 0), CHANGE_BLUR).astype(np.float32)
+    y = cv2.GaussianBlur(b, (0, 0), CHANGE_BLUR)
+    yw = cv2.warpPerspective(y, m, (w, h), flags=cv2.INTER_LINEAR).astype(np.float32)
+    if inside is None:
+        inside = cv2.warpPerspective(np.full_like(b, 255), m, (w, h), flags=cv2.INTER_NEAREST) > 0
+    inside = inside & (cv2.erode(inside.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0)  # off the warped edge
+    if inside.sum() < 0.1 * inside.size:
+        return 1.0
+
+    def left(d: "np.ndarray") -> float:
+        d = d[inside]
+        return float(np.abs(d - np.median(d)).mean())
+
+    still = left(x - y.astype(np.float32))
+    return left(x - yw) / still if still > 1e-6 else 1.0
 
 
 def _matching_cells(a: "np.ndarray", b: "np.ndarray", valid: "np.ndarray | None" = None) -> int:  # noqa: F821
@@ -479,6 +518,17 @@ def change_events(on: "np.ndarray", times: "np.ndarray") -> list[tuple[int, int]
 
 
 MODES = ("auto", "shots", "coverage")
+UNTRACKED_SHARE = 0.5  # a stretch whose steps were mostly not measured (taken as still) is "untracked"
+
+
+def camera_label(static: bool, tracked: "np.ndarray") -> str:  # noqa: F821
+    """``static``, ``moving`` or, for a stretch that only looks still because most of its steps could
+    not be measured (a swinging, blurred hand-held view), ``untracked``. An untracked stretch is kept
+    as a fixed view (its opening frame and what changes beyond its own noise): the camera may have
+    moved, but no measured motion says so."""
+    if not static:
+        return "moving"
+    return "untracked" if len(tracked) and float(tracked.mean()) < UNTRACKED_SHARE else "static"
 
 
 def select_views(frames: "list[np.ndarray]", times: "np.ndarray", sharpness: "np.ndarray",  # noqa: F821
@@ -490,9 +540,9 @@ def select_views(frames: "list[np.ndarray]", times: "np.ndarray", sharpness: "np
     event of something passing through (``static_keyframes``); a moving stretch keeps a frame each time
     the view has moved on (``coverage_keyframes``, against every keyframe of the shot). ``coverage``
     applies the moving rule to whole shots. Returns one row per frame: ``segment`` (shot),
-    ``camera`` (static/moving), ``is_keyframe``, ``reason`` (``new shot``, ``moved on``, ``new
-    object``; empty for other frames), ``overlap`` (a keyframe's overlap with the keyframe before it in
-    its shot, 0 for a shot's first) and ``coverage`` (each frame's largest overlap with a keyframe of
+    ``camera`` (static/moving/untracked, see ``camera_label``), ``is_keyframe``, ``reason``
+    (``new shot``, ``moved on``, ``new object``; empty for other frames), ``overlap`` (a keyframe's
+    overlap with the keyframe before it in its shot, 0 for a shot's first) and ``coverage`` (each frame's largest overlap with a keyframe of
     its shot).
     """
     import numpy as np
@@ -514,7 +564,7 @@ def select_views(frames: "list[np.ndarray]", times: "np.ndarray", sharpness: "np
         kept: list[int] = []
         stretches = still_stretches(t, mo.size, times[idx]) if mode == "auto" else [(0, len(idx) - 1, False)]
         for a, b, static in stretches:
-            out.loc[idx[a:b + 1], "camera"] = "static" if static else "moving"
+            out.loc[idx[a:b + 1], "camera"] = camera_label(static, mo.tracked[idx[a + 1:b + 1]])
             if static:
                 # the view a moving camera came to rest on is a view it moved on to
                 part = [(a + k, "moved on" if why == "scene" else why) for k, why in
