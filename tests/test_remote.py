@@ -188,3 +188,17 @@ def test_search_takes_a_url_query_against_a_url_collection(memfs, examples_dir, 
                           progress=False)
     best = res.table.sort_values("rank")["path"].tolist()
     assert all(p.startswith("memory://q/SOAP_061_") for p in best)  # the query itself is not a match
+
+
+@pytest.mark.slow
+def test_frames_of_a_video_behind_a_url_are_those_of_the_local_file(memfs, examples_dir, tmp_path):
+    video = examples_dir.parent / "videos" / "intel-shots.mp4"
+    memfs.pipe("/videos/intel-shots.mp4", video.read_bytes())
+    remote = agcurate.frames(["memory://videos"], store=tmp_path / "st", out=tmp_path / "remote", workers=0,
+                             progress=False)
+    local = agcurate.frames([str(video)], store=tmp_path / "st", out=tmp_path / "local", workers=0,
+                            progress=False)
+    cols = ["frame", "reason", "camera"]
+    assert remote.table[cols].values.tolist() == local.table[cols].values.tolist()
+    assert set(remote.table["video"]) == {"memory://videos/intel-shots.mp4"}
+    assert all(Path(p).is_file() for p in remote.table["path"])  # the JPEGs are written locally

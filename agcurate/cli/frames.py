@@ -12,10 +12,10 @@ from ..ops.keyframes import DEFAULT_THRESHOLD
 from ..ops.motion import DEFAULT_OVERLAP
 from .common import DEFAULT_OUT, OutOpt, command, common_folder, console, embed_options, print_skipped
 
-VideosArg = Annotated[
-    Optional[list[Path]],
-    typer.Argument(help="Video files or folders of videos (recursive). Omit to reuse the last `agcurate embed` "
-                        "collection.", show_default=False),
+VideosArg = Annotated[  # str, not Path: a URL (s3://bucket/videos) keeps its double slash
+    Optional[list[str]],
+    typer.Argument(help="Video files or folders of videos (recursive), or URLs (s3://...). Omit to reuse the "
+                        "last `agcurate embed` collection.", show_default=False),
 ]
 
 

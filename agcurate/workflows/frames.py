@@ -263,12 +263,18 @@ def analysed_frames(video, sampled: Iterable[int] = ()) -> tuple[list, list[np.n
 
     from ..items import Item, file_fingerprint
     from ..sources import read_group
+    from ..sources.remote import is_url, local_copy
     from ..sources.video import VideoSource
 
     if not isinstance(video, Item):
         video = Item(path=str(Path(video).resolve()), kind="frame", frame=0, fingerprint=file_fingerprint(video))
-    _, video_fps, _, times = VideoSource().probe_times(video.path)
     given = sampled if isinstance(sampled, dict) else {}
+    if is_url(video.path):  # one local copy for the whole analysis; the items keep their URL
+        with local_copy(video.path) as local:
+            here = {f: replace(it, path=str(local)) for f, it in given.items()} if given else sampled
+            items, grey = analysed_frames(replace(video, path=str(local)), here)
+        return [given.get(it.frame) or replace(it, path=video.path) for it in items], grey
+    _, video_fps, _, times = VideoSource().probe_times(video.path)
     wanted = analysis_frames(len(times), video_fps, sampled)
     items = [given.get(f) or replace(video, frame=f, time_s=round(times[f], 6)) for f in wanted]
     grey: dict[int, np.ndarray] = {}
