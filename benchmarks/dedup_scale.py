@@ -6,7 +6,8 @@ photos, video frames), generated on demand (nothing is written), so the figures 
 the structure of a warm store (clusters of look-alikes with cosine ~0.6-0.85 and planted copies
 at ~0.93-0.99), which is what decides how many pairs reach pixel verification. 2% of the items
 are copies of another (mirrored, turned, cropped, re-encoded). Prints each stage's time, the
-pairs verified and time per pair, the planted copies found and any false pair, and peak memory.
+candidate pairs, those rejected cheaply (thumbnails, embeddings, previews: ``ops.dedup.gate_pairs``),
+the pairs verified and time per pair, the planted copies found and any false pair, and peak memory.
 
     PYTHONPATH=. nice python benchmarks/dedup_scale.py [--n 100000] [--data ../shared/data]
 """
@@ -110,7 +111,12 @@ def main() -> None:
     print(f"{args.n:,} items, {int((col.copy_of >= 0).sum()):,} planted copies; set up in {time.perf_counter() - t0:.1f} s")
 
     t = time.perf_counter()
-    thumbs = np.stack([D.thumbnail(col.load(i)) for i in range(args.n)])
+    thumbs = np.zeros((args.n, D.THUMB, D.THUMB), np.float32)
+    previews = []
+    for i in range(args.n):  # one read per item: the thumbnail and the preview (as agcurate.dedup does)
+        rgb = col.load(i)
+        thumbs[i] = D.thumbnail(rgb)
+        previews.append(D.preview(rgb))
     t_thumb = time.perf_counter() - t
     t = time.perf_counter()
     emb_pairs = D.candidate_pairs(vec)
@@ -121,18 +127,22 @@ def main() -> None:
     print(f"thumbnails {t_thumb:.1f} s; embedding candidates {len(emb_pairs):,} in {t_knn:.1f} s; "
           f"turn/mirror candidates {len(dih_pairs):,} in {t_dih:.1f} s")
 
-    calls = {"pairs": 0}
-    real_check = D.PairVerifier.check
+    gate_time = {"s": 0.0}
+    real_gate = D.gate_pairs
 
-    def counting(self, pairs):
-        calls["pairs"] += len(pairs)
-        return real_check(self, pairs)
+    def timed_gate(*a, **kw):
+        t = time.perf_counter()
+        out = real_gate(*a, **kw)
+        gate_time["s"] += time.perf_counter() - t
+        return out
 
-    D.PairVerifier.check = counting
+    D.gate_pairs = timed_gate
     t = time.perf_counter()
-    res = D.find_duplicates(vec, items, load=col.load, thumbs=thumbs)
+    res = D.find_duplicates(vec, items, load=col.load, thumbs=thumbs, previews=previews)
     t_all = time.perf_counter() - t
-    D.PairVerifier.check = real_check
+    D.gate_pairs = real_gate
+    counts = res.attrs["pairs"]
+    calls = {"pairs": counts["checked"]}
     group = res["group"].to_numpy()
     copies = np.flatnonzero(col.copy_of >= 0)
     found = sum(1 for c in copies if group[c] >= 0 and group[c] == group[col.copy_of[c]])
@@ -160,8 +170,12 @@ def main() -> None:
         else:
             false += 1
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"find_duplicates (candidates + verification + groups): {t_all:.1f} s; pairs verified {calls['pairs']:,}; "
-          f"{1000 * t_all / max(1, calls['pairs']):.2f} ms per pair")
+    t_check = t_all - gate_time["s"]
+    print(f"find_duplicates (candidates + cheap rejection + verification + groups): {t_all:.1f} s; "
+          f"candidate pairs {counts['candidates']:,}, rejected cheaply {counts['rejected_cheaply']:,} in "
+          f"{gate_time['s']:.1f} s ({1000 * gate_time['s'] / max(1, counts['candidates']):.3f} ms per candidate); "
+          f"pairs verified {calls['pairs']:,}; {1000 * t_check / max(1, calls['pairs']):.1f} ms per verified pair "
+          f"(rest of the time / pairs verified); {1000 * t_all / max(1, counts['candidates']):.2f} ms per candidate pair")
     print(f"planted copies grouped with their original: {found}/{len(copies)} ({found / max(1, len(copies)):.3f}) "
           + " ".join(f"{k}={v}" for k, v in by_kind.items()) + f"; members that are tiles overlapping their kept tile by >= 50%: {overlapping}; false members: {false}")
     print(f"total with thumbnails {t_thumb + t_all:.1f} s; peak memory {peak:.0f} MiB; "

@@ -219,16 +219,20 @@ def kind_of(t, a: str, b: str) -> str:
 
 
 def pair_scores(folder: Path, store: Path):
-    """Every candidate pair of the real pipeline with its verified score, by file name."""
+    """Every candidate pair of the real pipeline that passes its cheap rejection, with its verified
+    score, by file name (pairs rejected cheaply are not listed: they score nothing)."""
     import agcurate
-    from agcurate.ops.dedup import CANDIDATE_SIMILARITY, K, PairVerifier, candidate_pairs, dihedral_pairs
-    from agcurate.workflows.dedup import item_thumbnails, pixel_loader
+    from agcurate.ops.dedup import CANDIDATE_SIMILARITY, K, PairVerifier, candidate_pairs, dihedral_pairs, gate_pairs
+    from agcurate.workflows.dedup import item_views, pixel_loader
 
     emb = agcurate.embed([folder], store=store, workers=0, progress=False)
     load = pixel_loader(emb.items)
+    thumbs, previews = item_views(load, len(emb.items), progress=False)
     cands = {(a, b) for a, b, _ in candidate_pairs(emb.vectors, CANDIDATE_SIMILARITY, K)}
-    cands |= {(a, b) for a, b, _ in dihedral_pairs(item_thumbnails(load, len(emb.items), progress=False))}
-    checked = PairVerifier(load).check(sorted(cands))
+    cands |= {(a, b) for a, b, _ in dihedral_pairs(thumbs)}
+    cands = sorted(cands)
+    passed = gate_pairs(cands, emb.vectors, thumbs, previews, emb.items[["width", "height"]].to_numpy())
+    checked = PairVerifier(load).check([p for p, ok in zip(cands, passed) if ok])
     names = [Path(p).name for p in emb.paths]
     return {(names[a], names[b]): c.score for (a, b), c in checked.items()}, names
 

@@ -57,6 +57,7 @@ def test_examples_give_exactly_the_three_planted_groups(examples_dir, examples_s
                         ("AnnualCrop_1_rot90.jpg", "OSBS_029_crop.jpg", "SOAP_061_reencoded.jpg", "SOAP_061_bright.jpg"))
     text = " ".join(res.output.split())
     assert "duplicate groups │ 3" in text and "could be removed │ 4" in text and f"{freed:,}" in text
+    assert "candidate pairs" in text and "rejected" in text  # the cheap rejection is reported
     assert (out / "dedup.html").exists()
     assert _snapshot(examples_dir) == before  # no --move-to: nothing touched
 
@@ -298,8 +299,8 @@ def test_no_turns_skips_the_thumbnail_stage(examples_dir, examples_store, exampl
     import agcurate.workflows.dedup as wd
 
     calls = []
-    real = wd.item_thumbnails
-    monkeypatch.setattr(wd, "item_thumbnails", lambda load, n, **kw: calls.append(n) or real(load, n, **kw))
+    real = wd.item_views
+    monkeypatch.setattr(wd, "item_views", lambda load, n, **kw: calls.append(n) or real(load, n, **kw))
     groups = {}
     for flag in ("--turns", "--no-turns"):
         out = tmp_path / flag

@@ -50,10 +50,14 @@ def register(app: typer.Typer) -> None:
                     move_to=move_to, config=config, on_embedded=embedded_note)
         info = res.summary
         c = console()
-        c.print(key_value_table("agcurate dedup", [
-            ("files", f"{info['items']:,}"), ("duplicate groups", f"{info['groups']:,}"),
-            ("files that could be removed", f"{info['removable']:,}"),
-            ("bytes that would be freed", f"{human_bytes(info['bytes'])} ({info['bytes']:,})")]))
+        rows = [("files", f"{info['items']:,}"), ("duplicate groups", f"{info['groups']:,}"),
+                ("files that could be removed", f"{info['removable']:,}"),
+                ("bytes that would be freed", f"{human_bytes(info['bytes'])} ({info['bytes']:,})")]
+        pairs = res.result.attrs.get("pairs")
+        if pairs and verify:
+            rows.append(("candidate pairs", f"{pairs['candidates']:,} ({pairs['rejected_cheaply']:,} rejected cheaply, "
+                                            f"{pairs['checked']:,} checked by pixels)"))
+        c.print(key_value_table("agcurate dedup", rows))
         c.print(f"wrote {escape(str(res.csv))} and {escape(str(res.html))}")
         if move_to is None:
             return

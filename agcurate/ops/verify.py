@@ -43,6 +43,8 @@ PARTIAL_SHARE = 0.6  # an edited copy: at least this share of the textured cells
 PARTIAL_SCORE = 0.97  # ... and the matching cells together correlate this well
 COLOUR_SHIFT = 0.02  # mean colour shares or grey level (0-1) moved this much: a colour change
 TINY_GATE = 0.8      # keypoint-rich pairs go on to whole-image checks only when 16 x 16 views correlate so
+TRIM = 3.0           # robust deviations from the line of a copy's pixels beyond which a pixel was overlaid
+CROP_AREA = 0.2      # an unscaled crop is searched for down to this share of the other's area
 PRE = 96             # strongest keypoints of each side matched first: a cheap rejection ...
 PRE_MATCHES = 8      # ... unless this many of their matches agree on one similarity transform
 # SIFT descriptors (4 x 4 cells x 8 orientations) of the mirrored image: the cell rows reverse and
@@ -118,7 +120,10 @@ def features(rgb: np.ndarray, side: int = SIDE) -> Features:
     sigma = max(BLUR_SIGMA, s)  # at least one original pixel: JPEG blocks of a small image vanish
     chroma = None
     if rgb.ndim == 3:
-        m = np.asarray(cv2.mean(np.ascontiguousarray(rgb[:, :, :3])))[:3]
+        c = np.ascontiguousarray(rgb[:, :, :3])
+        # black or white fill (letterbox, padding, an erased part) is no colour of the picture
+        fill = (c.max(axis=2) < FILL_BLACK) | (c.min(axis=2) > 255 - FILL_BLACK)
+        m = np.asarray(cv2.mean(c, mask=None if fill.all() else (~fill).astype(np.uint8)))[:3]
         chroma = m / max(1e-6, float(m.sum()))
     return Features(g, cv2.GaussianBlur(gf, (0, 0), sigma), pts, desc, s, chroma, _tiny(gf))
 
@@ -207,6 +212,24 @@ def _cells(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> tuple[float, float
     return matched / textured, _ncc(a, b, good) if matched else 0.0
 
 
+def _trimmed(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> tuple[float, float]:
+    """A robust line through the aligned pixels: (share of pixels within ``TRIM`` robust deviations
+    of it, their correlation). A watermark, caption or painted-out part is an outlier of a copy's
+    line, so the rest correlates almost exactly; two different pictures scatter everywhere."""
+    x, y = a[mask].astype(np.float64), b[mask].astype(np.float64)
+    if x.size < 64 or float(x.std()) < FLAT:
+        return 0.0, 0.0
+    keep = np.ones(x.size, bool)
+    for _ in range(3):
+        p, q = np.polyfit(x[keep], y[keep], 1)
+        r = y - (p * x + q)
+        dev = np.abs(r - np.median(r[keep]))
+        keep = dev <= max(1.0, TRIM * 1.4826 * float(np.median(dev[keep])))
+    if keep.sum() < 64:
+        return 0.0, 0.0
+    return float(keep.mean()), _ncc(x[keep], y[keep])
+
+
 def _pre_check(fa: Features, fb: Features, matches) -> bool:
     """Could the pair align? The ``PRE`` strongest keypoints of each side matched against all of
     the other's, and the matches must agree on one similarity transform (``PRE_MATCHES`` inliers).
@@ -289,9 +312,9 @@ def _keypoint_check(fa: Features, fb: Features) -> PairCheck | None:
         # an edited copy: part of it erased, painted or written over; the rest matches exactly
         # (erased areas are black in one image only, which the fill rule above left out, so they
         # are judged on all pixels of the aligned frame)
-        share, part = _cells(fa.smooth, warped, inner)
-        if share >= PARTIAL_SHARE and part >= PARTIAL_SCORE and part > check.score:
-            check.score, check.edited = part, max(check.edited, 1.0 - share)
+        for share, part in (_cells(fa.smooth, warped, inner), _trimmed(fa.smooth, warped, inner)):
+            if share >= PARTIAL_SHARE and part >= PARTIAL_SCORE and part > check.score:
+                check.score, check.edited = part, max(check.edited, 1.0 - share)
     return check
 
 
@@ -379,7 +402,7 @@ def _crop_check(fa: Features, fb: Features) -> PairCheck | None:
         f = big.scale / small.scale  # small's pixels brought to big's resolution
         h, w = round(small.smooth.shape[0] * f), round(small.smooth.shape[1] * f)
         bh, bw = big.smooth.shape
-        if not (h <= bh and w <= bw) or h * w < 0.45 * bh * bw or (h, w) == (bh, bw):
+        if not (h <= bh and w <= bw) or h * w < CROP_AREA * bh * bw or (h, w) == (bh, bw):
             continue
         tmpl = cv2.resize(small.smooth, (w, h), interpolation=cv2.INTER_AREA if f < 1 else cv2.INTER_LINEAR)
         res = cv2.matchTemplate(big.smooth, tmpl, cv2.TM_CCOEFF_NORMED)
@@ -423,6 +446,21 @@ def _oriented(fa: Features, fb: Features) -> PairCheck:
     return best
 
 
+def _either_way(fa: Features, fb: Features) -> PairCheck:
+    """``_oriented`` of ``fb`` onto ``fa`` and, unless that is sure, of ``fa`` onto ``fb`` (keypoint
+    matching and RANSAC are not symmetric: a small or edited picture may align one way only),
+    told in ``fa``'s frame."""
+    best = _oriented(fa, fb)
+    if best.score < SURE:
+        back = _oriented(fb, fa)
+        if back.score > best.score:
+            back.rotation = -back.rotation
+            back.scale = 1.0 / back.scale if back.scale else 1.0
+            back.coverage, back.inside = back.inside, back.coverage
+            best = back
+    return best
+
+
 def compare(fa: Features, fb: Features) -> PairCheck:
     """Best alignment of ``fb`` onto ``fa`` (or of ``fb`` mirrored) and the correlation of the
     aligned pixels (-1..1), with what changed between them (``PairCheck``).
@@ -438,9 +476,9 @@ def compare(fa: Features, fb: Features) -> PairCheck:
         dc = float(np.abs(fa.chroma - fb.chroma).max())
         if dc > MAX_CHROMA or (flat and dc > FLAT_CHROMA):
             return PairCheck(0.0, "colour")
-    best = _oriented(fa, fb)
+    best = _either_way(fa, fb)
     if best.score < SURE:
-        flip = _oriented(fa, mirrored(fb))
+        flip = _either_way(fa, mirrored(fb))
         if flip.score > best.score:
             best = flip
             best.mirrored = True

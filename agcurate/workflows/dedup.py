@@ -61,31 +61,41 @@ def pixel_loader(items) -> Callable[[int], "np.ndarray"]:  # noqa: F821
     return load
 
 
-def item_thumbnails(load: Callable[[int], "np.ndarray"], n: int, *,  # noqa: F821
-                    progress: bool | None = None) -> "np.ndarray":  # noqa: F821
-    """(n, THUMB, THUMB) grey thumbnails of rows ``0..n-1`` (an unreadable item gets a flat one,
-    which proposes nothing): the input of the turn/mirror candidate stage of ``ops.dedup``."""
+def item_views(load: Callable[[int], "np.ndarray"], n: int, *,  # noqa: F821
+               progress: bool | None = None) -> tuple["np.ndarray", list["np.ndarray"]]:  # noqa: F821
+    """(thumbnails, previews) of rows ``0..n-1`` from one read of each item: (n, THUMB, THUMB) grey
+    thumbnails for the turn/mirror candidates and small grey previews for the quick pre-check of
+    ``ops.dedup`` (an unreadable item gets flat ones, which propose and pass nothing)."""
     from concurrent.futures import ThreadPoolExecutor
 
     import numpy as np
 
-    from ..ops.dedup import THUMB, thumbnail
+    from ..ops.dedup import THUMB, preview, thumbnail
     from ..progress import progress_bar
     from ..system import cpu_threads
 
     def one(i: int):
         try:
-            return thumbnail(load(i))
+            rgb = load(i)
+            return thumbnail(rgb), preview(rgb)
         except Exception:  # noqa: BLE001 - verification reports unreadable items; here they just drop out
-            return np.zeros((THUMB, THUMB), np.float32)
+            return np.zeros((THUMB, THUMB), np.float32), np.full((THUMB, THUMB), -128, np.int8)
 
-    out = np.zeros((n, THUMB, THUMB), np.float32)
+    thumbs = np.zeros((n, THUMB, THUMB), np.float32)
+    previews = []
     with ThreadPoolExecutor(max(1, min(4, cpu_threads()))) as pool, \
             progress_bar(n, "thumbnails", enabled=progress, unit="items") as bar:
-        for i, t in enumerate(pool.map(one, range(n))):
-            out[i] = t
+        for i, (t, p) in enumerate(pool.map(one, range(n))):
+            thumbs[i] = t
+            previews.append(p)
             bar.advance(1)
-    return out
+    return thumbs, previews
+
+
+def item_thumbnails(load: Callable[[int], "np.ndarray"], n: int, *,  # noqa: F821
+                    progress: bool | None = None) -> "np.ndarray":  # noqa: F821
+    """(n, THUMB, THUMB) grey thumbnails of rows ``0..n-1`` (see ``item_views``)."""
+    return item_views(load, n, progress=progress)[0]
 
 
 def dedup(paths: Iterable[str | os.PathLike] | None = None, *, threshold: float | None = None,
@@ -120,9 +130,11 @@ def dedup(paths: Iterable[str | os.PathLike] | None = None, *, threshold: float 
     items = emb.items.copy()
     items["bytes"] = file_sizes(items)
     load = pixel_loader(items)
-    thumbs = item_thumbnails(load, len(items), progress=progress) if turns and verify and len(items) > 1 else None
+    thumbs = previews = None
+    if turns and verify and len(items) > 1:
+        thumbs, previews = item_views(load, len(items), progress=progress)
     res = find_duplicates(emb.vectors, items, threshold=threshold, keep=keep, verify=verify, turned=turned,
-                          load=load, progress=progress, thumbs=thumbs)
+                          load=load, progress=progress, thumbs=thumbs, previews=previews)
     table = duplicates_table(items, res)
     result = DedupResult(table=table[CSV_COLUMNS], result=res, items=items,
                          summary=summary(res, items["bytes"].tolist()), embeddings=emb,
