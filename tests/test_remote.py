@@ -202,3 +202,12 @@ def test_frames_of_a_video_behind_a_url_are_those_of_the_local_file(memfs, examp
     assert remote.table[cols].values.tolist() == local.table[cols].values.tolist()
     assert set(remote.table["video"]) == {"memory://videos/intel-shots.mp4"}
     assert all(Path(p).is_file() for p in remote.table["path"])  # the JPEGs are written locally
+
+
+def test_dedup_refuses_to_move_url_files_before_reading_anything(tmp_path):
+    from typer.testing import CliRunner
+
+    from agcurate.cli import app
+
+    res = CliRunner().invoke(app, ["dedup", "s3://no-such-bucket/photos", "--move-to", str(tmp_path / "dups")])
+    assert res.exit_code == 2 and "local disks only" in res.output

@@ -35,6 +35,18 @@ def check_exists(flag: str, paths: Iterable[str | os.PathLike] | None) -> None:
             raise UsageError(f"{flag}: {p} does not exist")
 
 
+def check_local_move(move_to, paths) -> None:
+    """``UsageError`` when files would be moved to or from a URL (only local files are moved)."""
+    from ..sources.remote import is_url
+
+    if move_to is None:
+        return
+    remote = [str(p) for p in [move_to, *(paths or ())] if is_url(p)]
+    if remote:
+        raise UsageError(f"--move-to moves files on local disks only, not {remote[0]}: list the copies with "
+                         "--out and move them with the object store's own tools")
+
+
 def embed_input(paths, config, *, progress: bool | None = None, remember: bool = True,
                 on_embedded: Callable | None = None, neighbor_index: bool = False, **kwargs):
     """``embed(paths)`` with ``config``, then ``on_embedded(emb)`` (the CLI prints a line there).

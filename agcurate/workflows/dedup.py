@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ..embedding.config import EmbedConfig
 from ..ops.dedup import DEFAULT_THRESHOLD, KEEP_POLICIES
-from .common import check_choice, check_range, embed_input, output_record, record_outputs
+from .common import check_local_move, check_choice, check_range, embed_input, output_record, record_outputs
 
 CSV_COLUMNS = ["group", "path", "keep", "score", "reason", "frame", "window", "width", "height", "bytes"]
 COSINE_THRESHOLD = 0.95  # the default --threshold with --no-verify (embedding cosine alone)
@@ -118,6 +118,7 @@ def dedup(paths: Iterable[str | os.PathLike] | None = None, *, threshold: float 
 
     check_choice("--keep", keep, KEEP_POLICIES)
     check_range("--threshold", threshold, -1.0, 1.0)
+    check_local_move(move_to, paths)
     cfg = EmbedConfig.make(config, **options)
     if threshold is None:
         threshold = DEFAULT_THRESHOLD if verify else COSINE_THRESHOLD
