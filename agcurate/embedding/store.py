@@ -195,9 +195,9 @@ class EmbeddingStore:
 
         Runs when there are many parts or ``force``; returns how many rows were dropped. Holds the
         folder's lock (one compaction at a time); parts another writer adds meanwhile are left as
-        they are, and the kept rows keep their ``seq``, so a newer row elsewhere still wins.
+        they are, and the kept rows keep their ``seq``, so a newer row elsewhere still wins. On an
+        object store there is no lock (see ``_compaction_lock``).
         """
-        import pyarrow.parquet as pq
 
         def due(parts) -> bool:
             return len(parts) >= 2 and (force or len(parts) >= COMPACT_PARTS)
@@ -208,8 +208,7 @@ class EmbeddingStore:
             parts = self.parts()
             if not due(parts):
                 return 0
-            total = sum(pq.read_metadata(arrow_target(p)[0], filesystem=arrow_target(p)[1]).num_rows
-                        for p in parts)
+            total = sum(_num_rows(p) for p in parts)
             stored = self._load(None, parts)
             if keep_keys is not None:
                 mask = stored.items["key"].isin(keep_keys).to_numpy()
@@ -320,6 +319,13 @@ def _present(part: Path, columns: list[str] | None) -> list[str] | None:
     where, fs = arrow_target(part)
     names = set(pq.read_schema(where, filesystem=fs).names)
     return [c for c in columns if c in names]
+
+
+def _num_rows(part: Path) -> int:
+    import pyarrow.parquet as pq
+
+    where, fs = arrow_target(part)
+    return pq.read_metadata(where, filesystem=fs).num_rows
 
 
 def _write_parquet(table, target: Path) -> None:
