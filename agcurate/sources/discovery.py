@@ -153,7 +153,7 @@ class _Walker:
                 continue
             self.files[u] = u
             fp = fingerprint_of(info)
-            if not info.get("size"):
+            if info.get("size") == 0:  # some filesystems (HTTP) may not know a size: read then
                 self.skip(u, "empty file")
             elif not self._listed(u, EXTENSION_FORMATS.get(PurePosixPath(u).suffix.lower()), fp):
                 unnamed.append((u, fp))
