@@ -165,6 +165,8 @@ def test_cli_embeds_s3_photos_videos_and_rasters_into_an_s3_store_and_dedups_fro
     groups = dups.groupby("group")["path"].apply(lambda s: {p.rsplit("/", 1)[-1] for p in s})
     assert any({"SOAP_061.png", "SOAP_061_reencoded.jpg"} <= g for g in groups)
     assert all(p.startswith("s3://field/photos/") for p in dups["path"])
+    photos = dups[~dups["path"].str.endswith(".mp4")]
+    assert len(photos) >= 5 and (photos["bytes"] > 0).all()  # sizes from the listing, not the local disk
     parts = fs.glob("field/agcurate/models/*/parts/*.parquet")
     table = pd.concat(pd.read_parquet(f"s3://{p}", columns=["path", "kind", "vector"]) for p in parts)
     assert (table["kind"] == "frame").sum() >= 2 and (table["kind"] == "image").sum() >= 10

@@ -34,13 +34,21 @@ class DedupResult:
 
 
 def file_sizes(items) -> list[int]:
-    """Bytes of each whole-file item (0 for tiles, frames and vanished files)."""
+    """Bytes of each whole-file item (0 for tiles, frames and vanished files); an object behind a URL
+    has its size in its fingerprint (``size-etag``), so nothing is fetched."""
+    from ..sources.remote import is_url
+
     sizes = []
     for r in items.itertuples(index=False):
         whole = int(r.frame) < 0 and int(r.x) < 0
         try:
-            sizes.append(os.stat(r.path).st_size if whole else 0)
-        except OSError:
+            if not whole:
+                sizes.append(0)
+            elif is_url(r.path):
+                sizes.append(int(str(r.fingerprint).split("-", 1)[0] or 0))
+            else:
+                sizes.append(os.stat(r.path).st_size)
+        except (OSError, ValueError):
             sizes.append(0)
     return sizes
 
