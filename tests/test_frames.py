@@ -189,7 +189,8 @@ def test_cli_frames_twice_same_csv_and_contact_sheet(story_video, warm_store, tm
     assert page.agcurate_errors == []
     imgs = page.locator("figure.keyframe img")
     assert imgs.count() == 5
-    assert page.evaluate("Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)")
+    page.wait_for_function("() => Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)",
+                           timeout=20_000)  # lazy-loaded thumbnails may arrive after the load event
     caption = page.locator("figure.keyframe figcaption").nth(2).inner_text()
     assert "00:02.40" in caption and "frame 24" in caption          # the hold's sharp frame at 2.4 s
     assert page.locator(".timeline span.repeat").count() == 1

@@ -164,8 +164,9 @@ def test_outliers_cli_csv_and_gallery(tmp_path, store, page, artifacts):
     figs = page.locator("#gallery figure")
     assert figs.count() == 27
     assert page.locator("figure.outlier").count() == n_flagged
-    loaded = page.evaluate("Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)")
-    assert loaded
+    # thumbnails are lazy-loaded: they may still be arriving after the page's load event
+    page.wait_for_function("() => Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)",
+                           timeout=20_000)
     first = figs.first.inner_text()
     assert "#1 · score" in first and "cloud_" in first and "outlier" in first and "cloud" in first
     page.screenshot(path=str(artifacts / "outliers.png"), full_page=True)
