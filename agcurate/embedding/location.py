@@ -37,16 +37,20 @@ def is_remote(path: str | os.PathLike) -> bool:
     return is_url(str(path))
 
 
+def user_cache() -> Path:
+    """This user's agcurate cache folder: ``$XDG_CACHE_HOME/agcurate``, else ``~/.cache/agcurate``."""
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "agcurate"
+
+
 def local_cache(root: Path) -> Path:
     """A local folder for what one machine keeps about the store at ``root``: ``root`` itself when it
     is local, else ``<user cache>/agcurate/remote/<name>-<hash of the URL>``."""
     if not is_remote(root):
         return Path(root)
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
     text = str(root)
     name = "".join(c if c.isalnum() or c in "-_." else "_" for c in text.split("://", 1)[-1])[-40:]
-    return base / "agcurate" / "remote" / f"{name}-{hashlib.sha1(text.encode()).hexdigest()[:10]}"
+    return user_cache() / "remote" / f"{name}-{hashlib.sha1(text.encode()).hexdigest()[:10]}"
 
 
 def tmp_beside(path: Path) -> Path:

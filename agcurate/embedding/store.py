@@ -29,7 +29,7 @@ import numpy as np
 
 from ..errors import StoreError
 from .claims import ClaimResult, claim_missing, folder_lock
-from .location import arrow_target, is_remote, store_path, write_atomic, write_text_atomic
+from .location import arrow_target, is_remote, store_path, user_cache, write_atomic, write_text_atomic
 
 ITEM_COLUMNS = {  # name -> pyarrow type name; signals are float32
     "key": "string", "path": "string", "kind": "string", "frame": "int32", "time_s": "float32",
@@ -48,9 +48,7 @@ def default_store_root() -> Path:
     env = os.environ.get("AGCURATE_STORE")
     if env:
         return store_path(env)
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
-    return base / "agcurate"
+    return user_cache()
 
 
 def resolve_store_root(store: str | os.PathLike | None) -> Path:
