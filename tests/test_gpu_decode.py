@@ -281,7 +281,9 @@ def test_embed_with_device_decode_equals_cpu_decode(tmp_path, monkeypatch):
     assert min(cos.values()) >= 0.9999, sorted(cos.items(), key=lambda kv: kv[1])[:2]
     a, b = cpu.items.set_index("key"), dev.items.set_index("key").loc[cpu.items["key"]]
     for col in ("brightness", "saturation", "nodata", "contrast", "white_share", "clipped", "blur"):
-        assert np.allclose(a[col], b[col], atol=0.01, equal_nan=True), col
+        # white_share counts a pixel over a saturation ramp 0.1 wide: d_large's 1/4-scale read moves it 0.011
+        tol = 0.02 if col == "white_share" else 0.01
+        assert np.allclose(a[col], b[col], atol=tol, equal_nan=True), col
     assert (a["content_hash"] == b["content_hash"]).all() and (a[["width", "height"]] == b[["width", "height"]]).all().all()
     # an exact copy is still an exact copy (dedup's pixel_hash)
     hashes = dev.items.set_index(dev.items["path"].map(lambda p: Path(p).name))["pixel_hash"]

@@ -80,3 +80,42 @@ def test_blur_is_judged_at_thumbnail_size():
     t = CALIBRATION["blur"][0]
     assert b_up < 0.3 < native  # softer at native size than at thumbnail size
     assert b_up < t < b_blur
+
+
+def test_store_load_without_reordering_equals_the_reordered_read(tmp_path):
+    """Reading every row in stored order skips the copy; the vectors are the same, unit length, ours."""
+    from agcurate.embedding.store import EmbeddingStore
+
+    rng = np.random.default_rng(0)
+    st = EmbeddingStore(tmp_path, "m", "m", 16)
+    vecs = rng.normal(size=(30, 16)).astype(np.float32)
+    keys = [f"k{i:02d}" for i in range(30)]
+    for part in (slice(0, 10), slice(10, 30)):  # two parts: a concatenated, owned array
+        st.append([{"key": k, "path": k, "kind": "image", "fingerprint": "f"} for k in keys[part]], vecs[part])
+    whole = st.load()
+    again = st.load(keys[::-1])
+    assert whole.items["key"].tolist() == keys
+    assert np.allclose(whole.vectors, again.vectors[::-1])
+    assert np.allclose(np.linalg.norm(whole.vectors, axis=1), 1.0, atol=1e-6)
+    assert np.allclose(whole.vectors, vecs / np.linalg.norm(vecs, axis=1, keepdims=True), atol=2e-3)
+    whole.vectors[0, 0] = 0.0  # writable: ours, not a view of Arrow's buffers
+
+
+def test_idle_threads_uses_one_faiss_thread_on_a_busy_machine_and_restores(monkeypatch):
+    import os
+
+    import faiss
+
+    from agcurate.ops.novelty import idle_threads
+
+    before = faiss.omp_get_max_threads()
+    monkeypatch.setattr(os, "getloadavg", lambda: (50.0, 50.0, 50.0))
+    from threadpoolctl import threadpool_info
+
+    with idle_threads():
+        assert faiss.omp_get_max_threads() == 1
+        assert all(p["num_threads"] == 1 for p in threadpool_info() if p["user_api"] == "blas")
+    assert faiss.omp_get_max_threads() == before
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.0, 0.0, 0.0))
+    with idle_threads():
+        assert faiss.omp_get_max_threads() == before  # idle: every thread it had (never more)

@@ -46,3 +46,20 @@ def test_fit_test_puts_the_threshold_between_separated_classes():
     assert 0.05 < t < 0.5 and s > 0
     t_low, _ = fit_test(np.r_[clean, bad], np.r_[np.ones(200), np.zeros(20)], "low")  # low values bad
     assert 0.05 < t_low < 0.5
+
+
+def test_dark_object_counts_nir_so_turbid_water_is_not_haze():
+    """Haze veils every band; turbid water is bright in the visible but dark in NIR (reflectance)."""
+    from agcurate.sources.raster import spectral_signals
+
+    n = 400
+    valid = np.ones(n, bool)
+    water = {"blue": np.full(n, 0.12), "green": np.full(n, 0.14), "red": np.full(n, 0.13), "nir": np.full(n, 0.02)}
+    land = {"blue": np.full(n, 0.04), "green": np.full(n, 0.07), "red": np.full(n, 0.06), "nir": np.full(n, 0.30)}
+    t, a = 0.7, np.array([0.42, 0.40, 0.38, 0.36])  # the benchmark's thin cloud: I = J t + A (1 - t)
+    hazed = {k: v * t + a[i] * (1 - t) for i, (k, v) in enumerate(water.items())}
+    assert spectral_signals(water, valid)["dark_object"] == pytest.approx(0.02)
+    assert spectral_signals(land, valid)["dark_object"] == pytest.approx(0.04)
+    assert spectral_signals(hazed, valid)["dark_object"] == pytest.approx(0.02 * t + 0.36 * (1 - t))
+    rgb_only = {k: v for k, v in water.items() if k != "nir"}  # without NIR: the visible minimum, as before
+    assert spectral_signals(rgb_only, valid)["dark_object"] == pytest.approx(0.12)

@@ -97,3 +97,16 @@ def test_a_clipped_white_tile_is_white_not_grey_input():
 
     q = quality_signals(np.full((32, 32, 3), 255, np.uint8))
     assert q["white_share"] == 1.0 and q["clipped"] == 1.0 and q["dark_channel"] == 1.0
+
+
+def test_white_share_counts_neutral_pixels_not_bright_coloured_ones():
+    """Cloud is white or grey (saturation < 0.1); bright turbid water, sand and soil are coloured."""
+    from agcurate.embedding.signals import quality_signals
+
+    img = np.zeros((40, 40, 3), np.uint8)
+    img[:20] = (205, 200, 170)   # milky beige water, as bright as thin cloud: HSV saturation 0.17
+    img[20:] = (230, 232, 235)   # white cloud: saturation 0.02
+    q = quality_signals(img)
+    assert q["white_share"] == pytest.approx(0.5 * (1 + (0.2 - 35 / 205) / 0.1), abs=0.02)  # beige counts 0.3
+    beige = quality_signals(np.full((40, 40, 3), (190, 175, 140), np.uint8))  # saturation 0.26
+    assert beige["white_share"] == 0.0

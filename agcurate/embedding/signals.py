@@ -51,7 +51,7 @@ def pixel_signals(rgb: np.ndarray, small: np.ndarray, nodata: np.ndarray | None 
 
 QUALITY_SIDE = 256  # quality signals are measured at native size, shrunk (never enlarged) to this side
 QUALITY_SIGNALS = ("white_share", "clipped", "dark_channel", "contrast", "blur")
-QUALITY_VERSION = 6.0  # stored as ``quality_v``: rows measured by another version are measured again
+QUALITY_VERSION = 7.0  # stored as ``quality_v``: rows measured by another version are measured again
 BLUR_SIDE = 128  # blur is judged at thumbnail size: softness that vanishes there (an upscaled photo) is not blur
 
 
@@ -60,8 +60,9 @@ def quality_signals(rgb: np.ndarray, nodata: np.ndarray | None = None) -> dict[s
 
     Measured at native resolution shrunk to at most ``QUALITY_SIDE`` (area filter; small images are
     never enlarged, so a 64 px tile does not look blurred): ``white_share`` share of bright (grey >= 0.6),
-    unsaturated pixels, soft: each pixel counts clip((grey - 0.4) / 0.3, 0, 1) x clip((0.35 - S) / 0.25,
-    0, 1) with HSV saturation S (cloud, snow); ``dark_channel`` and ``white_share`` are NaN for grey
+    neutral pixels, soft: each pixel counts clip((grey - 0.4) / 0.3, 0, 1) x clip((0.2 - S) / 0.1, 0, 1)
+    with HSV saturation S (cloud, snow: white or grey, S < 0.1; bright turbid water, sand and soil are
+    coloured, S 0.15-0.25, and no longer count as half white); ``dark_channel`` and ``white_share`` are NaN for grey
     input, which has no colour to judge them by;
     ``clipped`` share of pixels with a channel at >= 250
     (over-exposure); ``dark_channel`` mean of the 7 px minimum over channels (He et al.'s dark
@@ -94,7 +95,7 @@ def quality_signals(rgb: np.ndarray, nodata: np.ndarray | None = None) -> dict[s
     sat = cv2.cvtColor(img, cv2.COLOR_RGB2HSV)[:, :, 1].astype(np.float32) / 255.0
     dark = cv2.erode(img.min(axis=2), np.ones((7, 7), np.uint8)).astype(np.float32) / 255.0
     g = gray[valid]
-    white = np.clip((g - 0.4) / 0.3, 0, 1) * np.clip((0.35 - sat[valid]) / 0.25, 0, 1)
+    white = np.clip((g - 0.4) / 0.3, 0, 1) * np.clip((0.2 - sat[valid]) / 0.1, 0, 1)
     # grey input (one band shown as grey): equal channels, unless clipped white (a thick cloud)
     grey_input = (np.array_equal(img[:, :, 0], img[:, :, 1]) and np.array_equal(img[:, :, 1], img[:, :, 2])
                   and float(np.mean(g >= 250 / 255)) < 0.5)

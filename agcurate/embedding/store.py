@@ -181,10 +181,14 @@ class EmbeddingStore:
         import pyarrow as pa
 
         all_vectors = _vectors_of(table.column("vector"), self.dim)
-        vectors = np.array(all_vectors[rows], dtype=np.float32)
+        if (all_vectors.dtype == np.float32 and all_vectors.flags.writeable and len(rows) == len(all_vectors)
+                and np.array_equal(rows, np.arange(len(rows)))):
+            vectors = all_vectors  # every row, in stored order, already a copy of ours: no second copy
+        else:
+            vectors = all_vectors[rows].astype(np.float32, copy=False)
         # stored vectors are unit length; float16 rounding moves norms by ~1e-3, so rescale them
-        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-        np.divide(vectors, norms, out=vectors, where=norms > 0)
+        norms = np.sqrt(np.einsum("ij,ij->i", vectors, vectors))[:, None]
+        vectors /= np.where(norms > 0, norms, 1.0)
         items = table.drop_columns(["vector"]).take(pa.array(rows, type=pa.int64())).to_pandas()
         return StoredEmbeddings(items.reset_index(drop=True), vectors)
 

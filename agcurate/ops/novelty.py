@@ -19,12 +19,17 @@ tails differ from one collection to the next (planted items scored z 5-15 in Eur
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import numpy as np
 
 SAMPLE_BASE = 5_000  # beyond this many base items, neighbours are searched in a seeded sample
 PCA_ABOVE = 5_000  # beyond this many items, neighbours are searched on 64 PCA dimensions
 FIT_ROWS = 5_000  # PCA is fitted on at most this many (seeded) rows
-MCD_FIT_ROWS = 1_000  # the robust covariance is fitted on at most this many (seeded) rows
+MCD_FIT_ROWS = 500  # the robust covariance is fitted on at most this many (seeded) rows (>= 30 per dimension;
+# FastMCD runs its quick one-stage search up to 500 rows, a three-stage one beyond, at 2-3x the cost)
+REDUCE_POWER = 2  # power iterations of the randomized PCA that reduces large collections (sklearn's 7 is for
+# the smallest components' accuracy; the 64-d subspace for neighbour search needs less, at a third of the cost)
 MCD_DIMS = (12, 16)  # PCA sizes for the robust Mahalanobis distance (fewer for small collections)
 
 
@@ -32,6 +37,34 @@ def neighbourhoods(n: int) -> list[int]:
     """Neighbourhood sizes for ``n`` base items: 5, 15 and 30% of ``n`` (5-100), each below ``n``."""
     big = max(5, min(100, round(0.3 * n)))
     return sorted({max(1, min(k, n - 1)) for k in (5, 15, big)})
+
+
+@contextmanager
+def idle_threads():
+    """faiss searches and BLAS (PCA, covariances) inside use the cores the machine leaves idle (its CPU
+    share less the load average; at least one): their threads spin-wait for each other, so on busy cores
+    two faiss threads took 2.5x the wall time and twice the CPU time of one (100k queries, 5000 base
+    items, 64 dimensions, load 5 on 2 cores), while on an idle machine they halve it."""
+    import os
+
+    from threadpoolctl import threadpool_limits
+
+    from ..system import cpu_threads
+    from .neighbors import _faiss
+
+    try:
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):  # not on this platform: take the machine as idle
+        load = 0.0
+    faiss = _faiss()
+    prev = faiss.omp_get_max_threads()
+    threads = max(1, min(prev, cpu_threads() - int(load)))
+    faiss.omp_set_num_threads(threads)
+    try:
+        with threadpool_limits(limits=threads, user_api="blas"):
+            yield
+    finally:
+        faiss.omp_set_num_threads(prev)
 
 
 def knn_distances(vectors: np.ndarray, ks: list[int], reference: np.ndarray | None = None,
@@ -68,10 +101,11 @@ def knn_distances(vectors: np.ndarray, ks: list[int], reference: np.ndarray | No
             return means(np.clip(1.0 - sims, 0.0, 2.0))
         return means(sampled_neighbours(rows, base, kmax, sample)[0])
 
-    if reference is None:
-        return self_scored(vec), None
-    ref_d = self_scored(full)
-    sims, _ = knn(base, kmax, queries=vec)
+    with idle_threads():
+        if reference is None:
+            return self_scored(vec), None
+        ref_d = self_scored(full)
+        sims, _ = knn(base, kmax, queries=vec)
     return means(np.clip(1.0 - sims, 0.0, 2.0)), ref_d
 
 
@@ -96,6 +130,11 @@ def novelty_components(vectors: np.ndarray, reference: np.ndarray | None = None,
                        seed: int = 0) -> dict[str, np.ndarray]:
     """``knn_z`` (fence score of the kNN distance, averaged over ``neighbourhoods``), ``mcd_z``
     (where the collection is large enough) and ``novelty_z``, the larger of the two."""
+    with idle_threads():
+        return _novelty_components(vectors, reference, seed)
+
+
+def _novelty_components(vectors: np.ndarray, reference: np.ndarray | None, seed: int) -> dict[str, np.ndarray]:
     vec, ref = reduce_vectors(np.asarray(vectors, np.float32),
                               None if reference is None else np.asarray(reference, np.float32), seed)
     n_base = len(vec) if ref is None else len(ref)
@@ -152,8 +191,9 @@ def robust_z(values: np.ndarray, ref: np.ndarray | None = None, side: str = "hig
     return np.nan_to_num(z, nan=0.0)
 
 
-def _pca(base: np.ndarray, dims: int, seed: int):
-    """PCA fitted on at most ``FIT_ROWS`` seeded rows of ``base`` (eigen-decomposition of the covariance)."""
+def _pca(base: np.ndarray, dims: int, seed: int, power: int | str = "auto"):
+    """PCA fitted on at most ``FIT_ROWS`` seeded rows of ``base`` (randomized with ``power`` iterations
+    for a few components of long vectors, else an eigen-decomposition of the covariance)."""
     from sklearn.decomposition import PCA
 
     rows = base
@@ -163,7 +203,8 @@ def _pca(base: np.ndarray, dims: int, seed: int):
         solver = "randomized"  # a few components of long vectors: far cheaper than a full eigh
     else:
         solver = "covariance_eigh" if len(rows) > base.shape[1] else "full"
-    return PCA(n_components=min(dims, len(rows), base.shape[1]), svd_solver=solver, random_state=seed).fit(rows)
+    return PCA(n_components=min(dims, len(rows), base.shape[1]), svd_solver=solver, iterated_power=power,
+               random_state=seed).fit(rows)
 
 
 def reduce_vectors(vectors: np.ndarray, reference: np.ndarray | None = None, seed: int = 0):
@@ -172,10 +213,10 @@ def reduce_vectors(vectors: np.ndarray, reference: np.ndarray | None = None, see
     base = vectors if reference is None else reference
     if len(base) <= PCA_ABOVE or vectors.shape[1] <= 64:
         return vectors, reference
-    pca = _pca(base, 64, seed)
+    pca = _pca(base, 64, seed, REDUCE_POWER)
 
     def tr(a):
-        out = pca.transform(a).astype(np.float32)
+        out = pca.transform(a).astype(np.float32, copy=False)
         out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
         return out
 

@@ -277,7 +277,10 @@ def score_outliers(vectors: np.ndarray, items, *, method: str = "auto", k: int |
     named = {i: quality[f"is_{i}"].to_numpy() for i in ISSUES}
     if nov_logit is not None:
         named["novel"] = np.nan_to_num(nov_logit, nan=-np.inf) >= 0
-    out["issues"] = [", ".join(ISSUE_WORDS[i] for i, f in named.items() if f[j]) for j in range(n)]
+    words = np.full(n, "", dtype=object)
+    for i, f in named.items():  # "cloud, thin cloud / haze": one pass per issue, not per item
+        words = np.where(f, np.where(words == "", ISSUE_WORDS[i], words + ", " + ISSUE_WORDS[i]), words)
+    out["issues"] = words
     out["basis"] = quality["basis"].to_numpy()
     for issue in ISSUES:
         out[f"{issue}_score"] = np.round(quality[f"{issue}_score"].to_numpy(), 4)

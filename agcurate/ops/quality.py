@@ -11,11 +11,13 @@ Each issue turns one physical measure of the item (a signal computed while decod
 
 Multi-band (calibrated reflectance) input uses spectral tests: ``cloud`` the share of bright, white
 pixels that pass the haze-optimised test, ``haze`` (thin cloud / haze) the
-dark-object value (5th percentile of the darkest visible band: haze lifts the darkest pixels; clear
-Sentinel-2 L1C stays below ~0.07 with its Rayleigh path radiance), or the cirrus band (B10) where
+dark-object value (5th percentile of each pixel's darkest band among the visible and NIR: haze lifts
+the darkest pixels of every band, while water, however turbid and bright in the visible, stays dark in
+NIR; clear Sentinel-2 L1C stays below ~0.07 with its Rayleigh path radiance), or the cirrus band (B10) where
 present, ``snow`` the share of pixels with
 NDSI > 0.4 (needs a SWIR band). RGB-only input uses heuristics, named as such in the ``basis`` column:
-``cloud`` the share of bright, unsaturated pixels (RGB cannot tell cloud from snow: a snow field is
+``cloud`` the share of bright, neutral (white or grey) pixels, so bright coloured surfaces such as turbid
+water or sand do not count (RGB cannot tell cloud from snow: a snow field is
 reported as cloud), ``haze`` the dark channel (He et al. 2009). Every item, either way: ``nodata``
 (share of pixels without data), ``dark`` (mean brightness), ``overexposed`` (share of clipped pixels),
 ``blurry`` (Crete-Roffet blur metric at 128 px thumbnail size), ``flat`` (grey standard deviation, low
@@ -60,9 +62,9 @@ TESTS: dict[str, tuple[Test, ...]] = {
 # ``benchmarks/outliers_quality.py --calibrate`` (its leave-one-set-out figures say how they transfer)
 CALIBRATION: dict[str, tuple[float, float]] = {
     "sig_cloud": (0.0359, 0.0262),
-    "white_share": (0.333, 0.142),
+    "white_share": (0.266, 0.137),
     "sig_cirrus": (0.012, 0.003),  # no labelled data: Sen2Cor's thin-cirrus reflectance, literature scale
-    "sig_dark_object": (0.0861, 0.0125),
+    "sig_dark_object": (0.0829, 0.00732),
     "dark_channel": (0.385, 0.0655),
     "sig_snow": (0.488, 0.289),
     "nodata": (0.109, 0.0137),

@@ -357,7 +357,9 @@ def spectral_signals(refl: dict[str, np.ndarray], valid: np.ndarray, calibrated:
     ``haze``: mean haze-optimised transform blue - 0.5 red (Zhang et al. 2002), high for thin cloud;
     ``ndvi`` with a NIR band; ``ndsi`` and ``snow`` (NDSI > 0.4 and NIR > 0.11) with a SWIR band.
     ``cirrus``: mean cirrus-band (B10) reflectance, where present.
-    ``dark_object``: 5th percentile of the per-pixel minimum visible reflectance (lifted by haze).
+    ``dark_object``: 5th percentile of the per-pixel minimum reflectance over the visible bands and NIR
+    where present (lifted by haze and thin cloud, which veil every band; water is dark in NIR, so
+    turbid water, bright in the visible, does not lift it).
     """
     out: dict[str, float] = {}
     if not valid.any() or not all(r in refl for r in ("red", "green", "blue")):
@@ -372,7 +374,10 @@ def spectral_signals(refl: dict[str, np.ndarray], valid: np.ndarray, calibrated:
         out["haze"] = float(np.mean(b - 0.5 * r))
         out["cloud"] = float(np.mean((vis > 0.25) & (white < 0.7) & (hot > 0)))
         # dark-object value (Chavez 1988): haze and thin cloud lift the darkest pixels of every band
-        out["dark_object"] = float(np.percentile(np.minimum(np.minimum(r, g), b), 5))
+        darkest = np.minimum(np.minimum(r, g), b)
+        if "nir" in refl:
+            darkest = np.minimum(darkest, refl["nir"][valid])
+        out["dark_object"] = float(np.percentile(darkest, 5))
         if "cirrus" in refl:  # B10 (1375 nm): thin cirrus reflects, the ground is dark (L1C only)
             out["cirrus"] = float(refl["cirrus"][valid].mean())
     if "nir" in refl:
