@@ -95,8 +95,8 @@ def accepted_shares():
     shares: list[float] = []
     plain = mo.frame_motion
 
-    def spy(prev, cur, pts=None, raw=None):
-        m = plain(prev, cur, pts, raw)
+    def spy(prev, cur, pts=None, raw=None, residual=None):
+        m = plain(prev, cur, pts, raw, residual)
         if m is not None and not np.allclose(m, np.eye(3)):
             shares.append(mo.residual_share(*(raw or (prev, cur)), m))
         return m

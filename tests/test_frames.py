@@ -59,6 +59,66 @@ def test_select_keyframes_slow_drift_keeps_both_ends():
     assert res.loc[~res["is_keyframe"], "score"].max() < 0.15             # every frame is near some keyframe
 
 
+def test_look_changes_adds_one_frame_per_new_look_of_an_untracked_stretch():
+    """Looks A (kept), B, A again, C: B and C each get their sharpest frame; the return to A none."""
+    from agcurate.ops.keyframes import look_changes
+
+    rng = np.random.default_rng(3)
+    a, b, c = np.eye(8)[:3]
+    v = np.concatenate([_run(rng, a, 10), _run(rng, b, 10), _run(rng, a, 10), _run(rng, c, 10)])
+    sharp = np.ones(40)
+    sharp[[13, 36]] = 5.0
+    kept = np.zeros(40, bool)
+    kept[0] = True
+    assert look_changes(v, sharp, kept) == [13, 36]
+    kept[14] = True  # B already has a keyframe (e.g. a new object): only C is added
+    assert look_changes(v, sharp, kept) == [36]
+    assert look_changes(v[:10], sharp[:10], kept[:10]) == []  # one look: nothing to add
+    flash = np.concatenate([v[:10], v[10:11], v[:10]])  # B for one frame (1 s): no new look at 2 s
+    assert look_changes(flash, np.ones(21), np.arange(21) == 0, min_s=2.0) == []
+    assert look_changes(flash, np.ones(21), np.arange(21) == 0, min_s=1.0) == [10]
+    assert look_changes(v[:0], sharp[:0], kept[:0]) == []
+
+
+def _walk_analysis(camera: str):
+    """A 12 s stretch of one video as analyse_views would give it: its first frame kept, the camera
+    ``camera``; the sampled frames' embeddings show field A for 6 s, then field B."""
+    from agcurate.items import Item
+    from agcurate.workflows.frames import ViewAnalysis
+
+    rng = np.random.default_rng(0)
+    n = 120
+    items = [Item(path="/videos/walk.mp4", kind="frame", frame=3 * k, time_s=0.1 * k) for k in range(n)]
+    looks = [rng.integers(0, 255, (90, 160), dtype=np.uint8) for _ in range(2)]
+    grey = [np.roll(looks[int(k >= 60)], 2 * (k % 5), axis=1) for k in range(n)]
+    table = pd.DataFrame({"time_s": [it.time_s for it in items], "frame": [it.frame for it in items],
+                          "segment": np.zeros(n, np.int64), "camera": [camera] * n,
+                          "is_keyframe": np.arange(n) == 0, "reason": ["new shot"] + [""] * (n - 1),
+                          "overlap": np.zeros(n), "coverage": np.ones(n)})
+    sampled = items[::5]  # 2 fps
+    vectors = np.concatenate([_run(rng, np.eye(8)[int(k >= 60)], 1) for k in range(0, n, 5)])
+    sharp = np.ones(n)
+    sharp[[77, 80]] = [3.0, 2.0]
+    return sampled, vectors, ViewAnalysis(items=items, grey=grey, sharpness=sharp, table=table)
+
+
+def test_an_untracked_walk_gets_a_frame_where_its_look_changes():
+    """The fallback for footage whose motion cannot be measured: the stretch is kept as one view,
+    plus a ``new look`` frame (the sharpest of the new look, overlap unknown) where its embeddings
+    change. A fixed camera (``static``) keeps its own rule: no frame for a change of look."""
+    from agcurate.workflows.frames import view_keyframes
+
+    sampled, vectors, analysis = _walk_analysis("untracked")
+    table, _ = view_keyframes(sampled, vectors, analysis=analysis)
+    kept = table[table["is_keyframe"]]
+    assert kept["frame"].tolist() == [0, 3 * 77]
+    assert kept["reason"].tolist() == ["new shot", "new look"]
+    assert np.isnan(kept["overlap"].iat[1])
+    sampled, vectors, analysis = _walk_analysis("static")
+    table, _ = view_keyframes(sampled, vectors, analysis=analysis)
+    assert table["is_keyframe"].sum() == 1
+
+
 def test_select_keyframes_edge_cases():
     empty = select_keyframes(np.zeros((0, 8), np.float32), _table(np.zeros((0, 8))))
     assert list(empty.columns) == ["frame", "time_s", "segment", "shot", "is_repeat", "is_keyframe", "score"]

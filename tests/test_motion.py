@@ -232,3 +232,25 @@ def test_hand_held_maize_walk_is_not_followed_into_made_up_views(shared_data):
     res = _video_views(video)
     assert res["is_keyframe"].sum() == 1
     assert set(res["camera"]) == {"untracked"}
+
+
+@pytest.mark.parametrize("way", ["forward", "sideways"])
+def test_a_drive_over_a_field_is_covered_without_redundant_frames(shared_data, way):
+    """A continuous drive at walking pace with known homographies (videokit.drive: perspective view
+    of a real field photo as the ground, hand shake and roll, motion blur, noise, exposure drift), the
+    issue's bar with the true overlaps: no two kept frames share more than 80%, every frame shares at
+    least 20% with a kept frame, and no cut is found."""
+    import cv2
+
+    from videokit import drive
+
+    rgb = cv2.cvtColor(cv2.imread(str(shared_data("maize-croprow-video") / "mydata/images/test/1639.jpg")),
+                       cv2.COLOR_BGR2RGB)
+    frames, maps = drive(rgb, way, seconds=6.0, size=(160, 90), seed=7, moves=3.0)
+    res = _views(frames)
+    kept = np.flatnonzero(res["is_keyframe"]).tolist()
+    assert res["segment"].nunique() == 1 and set(res["camera"]) == {"moving"}
+    pairs = [overlaps(maps[a], maps[[b]], (160, 90))[0] for i, a in enumerate(kept) for b in kept[i + 1:]]
+    cover = np.max([overlaps(maps[k], maps, (160, 90)) for k in kept], axis=0)
+    assert max(pairs) <= 0.8 and cover.min() >= 0.2, (kept, max(pairs), cover.min())
+    assert len(kept) >= 4  # the view moved on about three footprints

@@ -30,7 +30,8 @@ def register(app: typer.Typer) -> None:
         )] = DEFAULT_THRESHOLD,
         mode: Annotated[str, typer.Option(
             "--mode", help="auto: per shot, a frame each time a moving camera's view has moved on, and for a fixed "
-                           "camera its view plus a frame per thing passing through; coverage: the moving-camera "
+                           "camera its view plus a frame per thing passing through (where the motion cannot be "
+                           "measured, a frame per lasting change of look); coverage: the moving-camera "
                            "rule everywhere; shots: one frame per run of similar embeddings.",
         )] = "auto",
         overlap: Annotated[float, typer.Option(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 DEFAULT_THRESHOLD = 0.75  # cosine similarity at or above which two frames show the same thing
 LAYOUT_THRESHOLD = 0.5    # a repeat must also look alike in a tiny grey thumbnail (same framing)
+LOOK_MIN_S = 1.0          # a new look of an untracked stretch lasts at least this long (a swing is no new look)
 
 
 def select_keyframes(vectors: "np.ndarray", items: "pd.DataFrame",  # noqa: F821
@@ -125,3 +126,30 @@ def distance_scores(v: "np.ndarray", keep: "np.ndarray") -> "np.ndarray":  # noq
                 score[i] = 1.0 - float(s)
                 break
     return np.clip(score, 0.0, 2.0)
+
+
+def look_changes(vectors: "np.ndarray", sharpness: "np.ndarray", kept: "np.ndarray",  # noqa: F821
+                 times: "np.ndarray | None" = None, threshold: float = DEFAULT_THRESHOLD,  # noqa: F821
+                 layout: "np.ndarray | None" = None, min_s: float = LOOK_MIN_S) -> list[int]:  # noqa: F821
+    """Frames to add to a stretch whose camera motion could not be measured (a swinging, blurred
+    walk): where its look changes, as ``select_keyframes`` sees it (runs of similar embeddings, the
+    sharpest representative frame of each, runs that repeat an earlier one dropped, ``layout`` as
+    there), for runs that last at least ``min_s`` seconds (a swing that shows something else for a
+    moment is no new look). ``vectors``, ``sharpness``, ``times``: the stretch's frames in time
+    order (``times`` default: 1 s apart); ``kept``: which of them are keyframes already (a run, or a
+    run it repeats, that has one adds none). Returns indices into the stretch."""
+    import numpy as np
+    import pandas as pd
+
+    n = len(vectors)
+    if n == 0:
+        return []
+    t = np.arange(n, dtype=np.float64) if times is None else np.asarray(times, np.float64)
+    step = float(np.median(np.diff(t))) if n > 1 else 0.0
+    items = pd.DataFrame({"frame": np.arange(n), "time_s": t, "sharpness": np.asarray(sharpness, np.float64)})
+    runs = select_keyframes(vectors, items, threshold=threshold, layout=layout)
+    seg = runs["segment"].to_numpy()
+    lasts = {r: t[seg == r].max() - t[seg == r].min() + step for r in np.unique(seg)}
+    has = set(runs["shot"].to_numpy()[np.asarray(kept, bool)])  # runs (or what they repeat) already kept
+    return [int(i) for i in np.flatnonzero(runs["is_keyframe"].to_numpy())
+            if runs["shot"].iat[i] not in has and lasts[seg[i]] >= min_s]

@@ -6,8 +6,8 @@ Pure functions on arrays (OpenCV does the vision): frame-to-frame motion from tr
 perspective of the ground), chained into one coordinate frame per shot and smoothed over time (hand
 shake is no new view), so the overlap of any two frames of a shot follows from their transforms. A
 motion counts only where it explains the pictures, not only the corners (``explains``). A
-cut is where nothing in the half second after looks like anything in the half second before. A
-fixed camera's changes are compared cell by cell against each cell's own noise. Nothing here reads
+cut is where nothing in the half second after looks like anything in the half second before, and
+the frame matches none of them. A fixed camera's changes are compared cell by cell against each cell's own noise. Nothing here reads
 files or knows about embeddings.
 """
 
@@ -30,6 +30,7 @@ RESIDUAL_SHARE = 0.3     # ... and, once applied, leaves at most this share of t
 MIN_STEP_OVERLAP = 0.5   # frames 1/10 s apart sharing less than this: a wrong match, not a camera that fast
 REANCHOR = 0.8           # measure against a newer frame once the view shares less than this with the anchor
 SHAKE_S = 0.3            # camera motion faster than this (seconds, a Gaussian's sigma) is shake, not a new view
+SAME_SCENE_RESIDUAL = 0.9  # a homography that leaves less than this share shows one scene, even when not followed
 SAME_SCENE = 0.6         # where motion cannot be measured, frames correlating this much (32x18) are one shot ...
 CUT_WINDOW_S = 0.5       # ... nor do any two frames within this many seconds before and after it
 CUT_DIFF = 30.0          # two flat pictures further apart in mean grey (0-255) than this are a cut
@@ -76,10 +77,12 @@ def corners(gray: "np.ndarray") -> "np.ndarray | None":  # noqa: F821
 
 
 def frame_motion(prev: "np.ndarray", cur: "np.ndarray", pts: "np.ndarray | None" = None,  # noqa: F821
-                 raw: "tuple[np.ndarray, np.ndarray] | None" = None) -> "np.ndarray | None":  # noqa: F821
+                 raw: "tuple[np.ndarray, np.ndarray] | None" = None,  # noqa: F821
+                 residual: float | None = None) -> "np.ndarray | None":  # noqa: F821
     """The 3x3 homography that maps ``cur`` into ``prev`` (grey uint8 arrays of one size), or None
     when the motion cannot be told. ``pts``: ``corners(prev)`` when already known; ``raw``: the two
-    frames before contrast equalisation, for the pixel comparison.
+    frames before contrast equalisation, for the pixel comparison; ``residual``: the largest
+    ``residual_share`` accepted (default ``RESIDUAL_SHARE``).
 
     Corners of ``prev`` are tracked into ``cur`` and back (a corner that does not come back within a
     pixel is dropped). When enough of them did not move, the camera stood still and what moved is
@@ -128,7 +131,7 @@ def frame_motion(prev: "np.ndarray", cur: "np.ndarray", pts: "np.ndarray | None"
     same = _matching_cells(a, b)
     if same >= 0.25 * GRID[0] * GRID[1] and same >= IDENTITY_SHARE * _matching_cells(a, warped, inside):
         return np.eye(3)
-    if not explains(a, b, m, inside):
+    if residual_share(a, b, m, inside) > (RESIDUAL_SHARE if residual is None else residual):
         return None
     return m
 
@@ -243,8 +246,9 @@ def track(frames: "list[np.ndarray]", times: "np.ndarray | None" = None) -> Moti
     moves on when the view shares less than ``REANCHOR`` with it, or when only the previous frame
     can be matched. Where no motion can be measured (blur, a plain view) but the frame is no cut
     (``cut_candidates``: it looks like the one before, or like one of the half second before), the
-    camera is taken to have stood still; otherwise a new shot starts. ``times``: the frames' times in
-    seconds (for the cut test's window)."""
+    camera is taken to have stood still; otherwise a new shot starts, unless the frame matches
+    another frame of the half second before (``_match_before``: a swing away and back). ``times``:
+    the frames' times in seconds (for the cut test's window)."""
     import cv2
     import numpy as np
 
@@ -257,6 +261,7 @@ def track(frames: "list[np.ndarray]", times: "np.ndarray | None" = None) -> Moti
     tracked = np.zeros(n, bool)
     anchor, anchor_pts = 0, (corners(frames[0]) if n else None)
     cut = cut_candidates(frames, times)
+    times_ = np.arange(n) / 10.0 if times is None else np.asarray(times, np.float64)
     for i in range(1, n):
         segment[i] = segment[i - 1]
         m = frame_motion(frames[anchor], frames[i], anchor_pts, (raw[anchor], raw[i]))
@@ -270,6 +275,9 @@ def track(frames: "list[np.ndarray]", times: "np.ndarray | None" = None) -> Moti
         elif not cut[i]:
             m = None
             transform[i] = transform[i - 1]
+        elif (found := _match_before(frames, raw, times_, i, anchor, size, segment)) is not None:
+            j, m = found  # a swing away and back: the frame matches one of the half second before
+            transform[i] = transform[i - 1] if m is None else transform[j] @ m
         else:
             m = None
             segment[i] += 1
@@ -279,6 +287,28 @@ def track(frames: "list[np.ndarray]", times: "np.ndarray | None" = None) -> Moti
         if anchor != i and (m is None or overlap(transform[anchor], transform[i], size) < REANCHOR):
             anchor, anchor_pts = i, corners(frames[i])
     return Motion(transform=transform, segment=segment, tracked=tracked, size=size)
+
+
+def _match_before(frames: "list[np.ndarray]", raw: "list[np.ndarray]", times: "np.ndarray", i: int,  # noqa: F821
+                  anchor: int, size: tuple[int, int], segment: "np.ndarray",  # noqa: F821
+                  ) -> "tuple[int, np.ndarray | None] | None":  # noqa: F821
+    """The latest frame of the ``CUT_WINDOW_S`` before frame ``i`` in its shot (``segment``; other
+    than ``anchor`` and the previous one, tried already) that ``frame_motion`` matches to it, with the motion, or with None
+    when the motion explains the pictures better than no motion but not well enough to follow
+    (``SAME_SCENE_RESIDUAL``: one scene, the motion unknown); None when no frame matches (a cut:
+    nothing after it can be matched to anything before). A camera that swings away and back under
+    motion blur is no cut."""
+    import numpy as np
+
+    for j in range(i - 2, -1, -1):
+        if times[j] < times[i] - CUT_WINDOW_S or segment[j] != segment[i - 1]:
+            break
+        if j == anchor:
+            continue
+        m = frame_motion(frames[j], frames[i], None, (raw[j], raw[i]), residual=SAME_SCENE_RESIDUAL)
+        if m is not None and overlap(np.eye(3), m, size) >= MIN_STEP_OVERLAP:
+            return j, (m if explains(raw[j], raw[i], m) else None)
+    return None
 
 
 @functools.lru_cache(maxsize=8)

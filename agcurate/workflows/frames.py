@@ -363,9 +363,10 @@ def view_keyframes(sampled_items: list, vectors: np.ndarray, *, mode: str = "aut
         kept_rows.append(int(i))
     table["is_keyframe"] = keep
     table.loc[~keep, "reason"] = ""
+    _add_look_changes(table, v, lay, sharp, threshold)
     table["shot"] = shot
     table["is_repeat"] = shot != seg
-    table["score"] = distance_scores(v, keep)
+    table["score"] = distance_scores(v, table["is_keyframe"].to_numpy())
     table["sharpness"] = sharp
     table["sampled"] = [it.frame in by_frame for it in items]
     table["key"] = [it.key for it in items]
@@ -373,6 +374,28 @@ def view_keyframes(sampled_items: list, vectors: np.ndarray, *, mode: str = "aut
     cols = ["frame", "time_s", "segment", "shot", "is_repeat", "is_keyframe", "score", "reason", "overlap",
             "camera", "coverage", "sampled", "sharpness", "key"]
     return pd.DataFrame(table[cols]).reset_index(drop=True), extra
+
+
+def _add_look_changes(table: "pd.DataFrame", v: np.ndarray, lay: np.ndarray, sharp: np.ndarray,  # noqa: F821
+                      threshold: float) -> None:
+    """In place: in each ``untracked`` stretch (its motion could not be measured, so it was kept as
+    one fixed view), a keyframe where its look changes for at least a second
+    (``ops.keyframes.look_changes`` on the embeddings), reason ``new look``, overlap unknown (NaN)."""
+    from ..ops.keyframes import look_changes
+
+    cam = table["camera"].to_numpy()
+    seg = table["segment"].to_numpy()
+    keep = table["is_keyframe"].to_numpy()
+    times = table["time_s"].to_numpy(np.float64)
+    start = 0
+    for i in range(1, len(table) + 1):
+        if i < len(table) and cam[i] == cam[start] and seg[i] == seg[start]:
+            continue
+        if cam[start] == "untracked":
+            rows = np.arange(start, i)
+            for k in look_changes(v[rows], sharp[rows], keep[rows], times[rows], threshold, lay[rows]):
+                table.loc[rows[k], ["is_keyframe", "reason", "overlap"]] = [True, "new look", np.nan]
+        start = i
 
 
 def _meta(sub) -> dict:
