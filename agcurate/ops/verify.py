@@ -15,6 +15,7 @@ patches of one land-cover class score far lower. OpenCV is imported inside the f
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -47,6 +48,10 @@ TRIM = 3.0           # robust deviations from the line of a copy's pixels beyond
 CROP_AREA = 0.2      # an unscaled crop is searched for down to this share of the other's area
 PRE = 96             # strongest keypoints of each side matched first: a cheap rejection ...
 PRE_MATCHES = 8      # ... unless this many of their matches agree on one similarity transform
+FAST_VARIANTS = 2    # turns/flips (best 16 x 16 matches first) tried by the quick whole-picture check ...
+FAST_OVERLAP = 0.9   # ... which accepts a copy shifted by at most this much overlap ...
+FAST_FINE = 0.9      # ... whose fine texture (``Features.fine``) correlates this well, aligned ...
+FAST_FILL = 0.01     # ... and with (nearly) no part black in one picture only (edited: the full check)
 # SIFT descriptors (4 x 4 cells x 8 orientations) of the mirrored image: the cell rows reverse and
 # the orientation bins run backwards (checked against descriptors recomputed on a flipped image)
 _IDX = np.arange(128).reshape(4, 4, 8)
@@ -63,7 +68,7 @@ class PairCheck:
     ``colour``: the colours or grey levels differ (a grade, a filter, brightness)."""
 
     score: float
-    method: str          # "keypoints", "rotation", "tilt", "crop", "colour" or "none"
+    method: str          # "whole", "keypoints", "rotation", "tilt", "crop", "colour" or "none"
     inliers: int = 0
     rotation: float = 0.0  # degrees, of the second image relative to the first
     scale: float = 1.0
@@ -77,20 +82,63 @@ class PairCheck:
 
 @dataclass
 class Features:
-    """What verification needs of one image, computed once: grey pixels and SIFT keypoints."""
+    """What verification needs of one image, computed once: grey pixels and, when first asked for
+    (``points``, ``desc``), SIFT keypoints: a pair that the quick whole-picture check accepts
+    (``_fast_accept``) never needs them."""
 
     gray: np.ndarray      # uint8, longer side = SIDE (or 2x its own, at least MIN_SIDE)
     smooth: np.ndarray    # gray low-passed (about one original pixel), float32, for correlation
-    points: np.ndarray    # (n, 2) float32 keypoint positions
-    desc: np.ndarray | None
+    _points: np.ndarray | None = None  # (n, 2) float32 keypoint positions (``points``)
+    _desc: np.ndarray | None = None
     scale: float = 1.0    # resize factor from the original pixels to ``gray``
     chroma: np.ndarray | None = None  # mean r, g, b shares: kept by brightness changes, not by a new scene
     tiny: np.ndarray | None = None    # 16 x 16 squeezed, zero-mean unit vector: a cheap first look
     _mirror: "Features | None" = field(default=None, repr=False)
+    _of: "Features | None" = field(default=None, repr=False)  # the unflipped image (of a ``mirrored``)
+    _fine: np.ndarray | None = field(default=None, repr=False)
+
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def _keypoints(self) -> None:
+        with self._lock:  # pairs sharing this image may be compared at once: detect once
+            if self._points is not None:
+                return
+            if self._of is None:
+                pts, desc = _sift(self.gray)
+            else:  # mirrored: the unflipped image's keypoints, flipped
+                pts = self._of.points.copy()
+                pts[:, 0] = (self.gray.shape[1] - 1) - pts[:, 0]
+                desc = self._of._desc
+                desc = np.ascontiguousarray(desc[:, MIRROR_PERM]) if desc is not None else None
+            # SIFT descriptors are whole numbers 0-255: kept as bytes (a quarter of the memory)
+            self._desc = desc.astype(np.uint8) if desc is not None else None
+            self._points = pts
+
+    @property
+    def points(self) -> np.ndarray:
+        self._keypoints()
+        return self._points
+
+    @property
+    def desc(self) -> np.ndarray | None:
+        """(n, 128) float32 SIFT descriptors, strongest keypoint first."""
+        self._keypoints()
+        return self._desc.astype(np.float32) if self._desc is not None else None
+
+    @property
+    def fine(self) -> np.ndarray:
+        """``smooth`` high-passed (what is left of it above its own blur scale): the fine texture
+        and noise that a copy shares and a look-alike does not."""
+        if self._fine is None:
+            import cv2
+
+            sigma = max(BLUR_SIGMA, self.scale)
+            self._fine = self.smooth - cv2.GaussianBlur(self.smooth, (0, 0), sigma)
+        return self._fine
 
     def nbytes(self) -> int:
-        return int(self.gray.nbytes + self.smooth.nbytes + self.points.nbytes
-                   + (self.desc.nbytes if self.desc is not None else 0))
+        return int(self.gray.nbytes + self.smooth.nbytes
+                   + sum(x.nbytes for x in (self._points, self._desc, self._fine) if x is not None))
 
 
 def _sift(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
@@ -105,7 +153,7 @@ def _sift(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
 
 def features(rgb: np.ndarray, side: int = SIDE) -> Features:
     """Grey image resized to ``side`` on its longer edge (small images: twice their size, at least
-    ``MIN_SIDE``), its smoothed copy and SIFT keypoints."""
+    ``MIN_SIDE``), its smoothed copy; SIFT keypoints follow when first needed."""
     import cv2
 
     gray = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2GRAY) if rgb.ndim == 3 else rgb
@@ -115,7 +163,6 @@ def features(rgb: np.ndarray, side: int = SIDE) -> Features:
     size = (max(8, round(w * s)), max(8, round(h * s)))
     interp = cv2.INTER_AREA if s < 1 else cv2.INTER_CUBIC
     g = cv2.resize(np.ascontiguousarray(gray, dtype=np.uint8), size, interpolation=interp)
-    pts, desc = _sift(g)
     gf = g.astype(np.float32)
     sigma = max(BLUR_SIGMA, s)  # at least one original pixel: JPEG blocks of a small image vanish
     chroma = None
@@ -125,7 +172,7 @@ def features(rgb: np.ndarray, side: int = SIDE) -> Features:
         fill = (c.max(axis=2) < FILL_BLACK) | (c.min(axis=2) > 255 - FILL_BLACK)
         m = np.asarray(cv2.mean(c, mask=None if fill.all() else (~fill).astype(np.uint8)))[:3]
         chroma = m / max(1e-6, float(m.sum()))
-    return Features(g, cv2.GaussianBlur(gf, (0, 0), sigma), pts, desc, s, chroma, _tiny(gf))
+    return Features(g, cv2.GaussianBlur(gf, (0, 0), sigma), scale=s, chroma=chroma, tiny=_tiny(gf))
 
 
 def _tiny(g: np.ndarray) -> np.ndarray:
@@ -140,13 +187,9 @@ def mirrored(f: Features) -> Features:
     """``f`` of the image flipped left to right: pixels flipped, keypoints mirrored and their
     descriptors permuted (``MIRROR_PERM``), so nothing is detected again; kept on ``f``."""
     if f._mirror is None:
-        w = f.gray.shape[1]
-        pts = f.points.copy()
-        pts[:, 0] = (w - 1) - pts[:, 0]
-        desc = np.ascontiguousarray(f.desc[:, MIRROR_PERM]) if f.desc is not None else None
         f._mirror = Features(np.ascontiguousarray(f.gray[:, ::-1]), np.ascontiguousarray(f.smooth[:, ::-1]),
-                             pts, desc, f.scale, f.chroma,
-                             np.ascontiguousarray(f.tiny[:, ::-1]) if f.tiny is not None else None)
+                             scale=f.scale, chroma=f.chroma,
+                             tiny=np.ascontiguousarray(f.tiny[:, ::-1]) if f.tiny is not None else None, _of=f)
     return f._mirror
 
 
@@ -230,14 +273,14 @@ def _trimmed(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> tuple[float, flo
     return float(keep.mean()), _ncc(x[keep], y[keep])
 
 
-def _pre_check(fa: Features, fb: Features, matches) -> bool:
+def _pre_check(fa: Features, fb: Features, da: np.ndarray, db: np.ndarray, matches) -> bool:
     """Could the pair align? The ``PRE`` strongest keypoints of each side matched against all of
     the other's, and the matches must agree on one similarity transform (``PRE_MATCHES`` inliers).
     Look-alike textures (leaves, fields) find a few matches by chance, but not consistent ones."""
     import cv2
 
-    fwd = matches(fb.desc[:PRE], fa.desc)
-    back = matches(fa.desc[:PRE], fb.desc)
+    fwd = matches(db[:PRE], da)
+    back = matches(da[:PRE], db)
     if len(fwd) + len(back) < PRE_MATCHES:
         return False
     src = np.concatenate([fb.points[[m.queryIdx for m in fwd]].reshape(-1, 2),
@@ -252,16 +295,17 @@ def _pre_check(fa: Features, fb: Features, matches) -> bool:
 def _keypoint_check(fa: Features, fb: Features) -> PairCheck | None:
     import cv2
 
-    if fa.desc is None or fb.desc is None or len(fa.desc) < 4 or len(fb.desc) < 4:
+    da, db = fa.desc, fb.desc
+    if da is None or db is None or len(da) < 4 or len(db) < 4:
         return None
     matcher = cv2.BFMatcher(cv2.NORM_L2)
 
     def matches(q, t):
         return [m[0] for m in matcher.knnMatch(q, t, k=2) if len(m) == 2 and m[0].distance < 0.8 * m[1].distance]
 
-    if len(fb.desc) > 2 * PRE and len(fa.desc) > 2 * PRE and not _pre_check(fa, fb, matches):
+    if len(db) > 2 * PRE and len(da) > 2 * PRE and not _pre_check(fa, fb, da, db, matches):
         return None
-    pairs = matcher.knnMatch(fb.desc, fa.desc, k=2)
+    pairs = matcher.knnMatch(db, da, k=2)
     good = [m[0] for m in pairs if len(m) == 2 and m[0].distance < 0.8 * m[1].distance]
     if len(good) < MIN_INLIERS:
         return None
@@ -414,6 +458,55 @@ def _crop_check(fa: Features, fb: Features) -> PairCheck | None:
     return best
 
 
+def _fast_accept(fa: Features, fb: Features) -> PairCheck | None:
+    """A whole-picture copy accepted without keypoints: ``fb`` in one of its eight turns/flips
+    (those whose 16 x 16 views match ``fa`` best), resized to ``fa``'s frame and shifted by phase
+    correlation, correlates at least ``SURE`` and its fine texture at least ``FAST_FINE``. That is
+    a resized, re-encoded, turned, mirrored or graded copy (or one shifted a little); a look-alike
+    shares the coarse picture at most, not the fine texture, and anything else (crops, edits,
+    rotations by other angles) is left to the full check: None."""
+    import cv2
+
+    if fa.tiny is None or fb.tiny is None or min(float(fa.smooth.std()), float(fb.smooth.std())) < FLAT:
+        return None
+    h, w = fa.gray.shape
+    variants = sorted(((float((fa.tiny * np.rot90(fb.tiny[:, ::-1] if flip else fb.tiny, k)).sum()), flip, k)
+                       for flip in (False, True) for k in range(4)), reverse=True)
+    r = int(np.ceil(3 * max(BLUR_SIGMA, fa.scale)))
+    for _, flip, k in variants[:FAST_VARIANTS]:
+        def turn(x: np.ndarray) -> np.ndarray:
+            x = np.rot90(x[:, ::-1] if flip else x, k)
+            if abs(x.shape[0] / x.shape[1] - h / w) > 0.05 * h / w:
+                return None
+            x = np.ascontiguousarray(x)
+            return x if x.shape == (h, w) else cv2.resize(x, (w, h), interpolation=cv2.INTER_AREA)
+
+        smooth, fine, gray = turn(fb.smooth), turn(fb.fine), turn(fb.gray)
+        if smooth is None:
+            continue
+        (dx, dy), _ = cv2.phaseCorrelate(fa.fine, fine)
+        share = max(0.0, w - abs(dx)) * max(0.0, h - abs(dy)) / float(w * h)
+        if share < FAST_OVERLAP:
+            continue
+        M = np.float32([[1, 0, -dx], [0, 1, -dy]])
+        smooth, fine = (cv2.warpAffine(x, M, (w, h), flags=cv2.INTER_LINEAR) for x in (smooth, fine))
+        gray = cv2.warpAffine(gray, M, (w, h), flags=cv2.INTER_NEAREST)
+        inner = np.zeros((h, w), bool)
+        inner[max(0, int(np.ceil(-dy))) + r:h - max(0, int(np.ceil(dy))) - r,
+              max(0, int(np.ceil(-dx))) + r:w - max(0, int(np.ceil(dx))) - r] = True
+        if inner.sum() < 0.5 * h * w:
+            continue
+        fill = (gray < FILL_BLACK) != (fa.gray < FILL_BLACK)
+        if np.count_nonzero(fill & inner) > FAST_FILL * np.count_nonzero(inner):
+            continue
+        score = _ncc(fa.smooth, smooth, inner)
+        if score >= SURE and _ncc(fa.fine, fine, inner) >= FAST_FINE:
+            return PairCheck(score, "whole", 0, (-90.0 * k) % 360.0, h / float(fb.gray.shape[1 if k % 2 else 0]), share,
+                             mirrored=flip, coverage=share, inside=share,
+                             colour=_tone_change(fa.smooth[inner], smooth[inner]))
+    return None
+
+
 def _tone_change(a: np.ndarray, b: np.ndarray) -> bool:
     """Grey levels of two aligned pixel sets differ in level or spread beyond re-encoding noise."""
     if a.size < 64:
@@ -476,13 +569,13 @@ def compare(fa: Features, fb: Features) -> PairCheck:
         dc = float(np.abs(fa.chroma - fb.chroma).max())
         if dc > MAX_CHROMA or (flat and dc > FLAT_CHROMA):
             return PairCheck(0.0, "colour")
-    best = _either_way(fa, fb)
+    best = _fast_accept(fa, fb) or _either_way(fa, fb)  # a whole-picture copy needs no keypoints
     if best.score < SURE:
         flip = _either_way(fa, mirrored(fb))
         if flip.score > best.score:
             best = flip
             best.mirrored = True
     whole = best.coverage >= 0.9 and best.inside >= 0.9
-    best.colour = best.colour or (whole and dc > COLOUR_SHIFT) or (best.method != "keypoints" and whole
-                                                   and _tone_change(fa.smooth, fb.smooth))
+    best.colour = best.colour or (whole and dc > COLOUR_SHIFT) or (best.method not in ("keypoints", "whole")
+                                                   and whole and _tone_change(fa.smooth, fb.smooth))
     return best
