@@ -23,6 +23,15 @@ def cpu_threads() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+def opencv_threads(n: int) -> int:
+    """Set OpenCV's thread count and return the previous one (1 before forking decode workers)."""
+    import cv2
+
+    prev = cv2.getNumThreads()
+    cv2.setNumThreads(n)
+    return prev
+
+
 @contextmanager
 def exclusive_lock(path: str | os.PathLike):
     """Hold an exclusive advisory lock (``flock``, blocking) on ``path``: a folder, or a lock file

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from ..items import Item
+from ..system import opencv_threads
 from .signals import pixel_hash, pixel_signals, resize_square
 from ..sources import SourceOptions, get_sources, read_group
 
@@ -54,15 +55,6 @@ def collate_rows(batch: list[dict]) -> dict:
         "failed": [(r["row"], r["error"]) for r in batch if r["pixels"] is None and r.get("jpeg") is None],
         "n": len(batch),
     }
-
-
-def opencv_threads(n: int) -> int:
-    """Set OpenCV's thread count and return the previous one (1 before forking decode workers)."""
-    import cv2
-
-    prev = cv2.getNumThreads()
-    cv2.setNumThreads(n)
-    return prev
 
 
 @contextmanager

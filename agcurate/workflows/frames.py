@@ -122,7 +122,7 @@ def frames(paths: Iterable[str | os.PathLike] | None = None, *, threshold: float
     from concurrent.futures import ThreadPoolExecutor
 
     from ..embedding.encode import NothingToEmbedError
-    from ..embedding.loader import opencv_threads
+    from ..system import opencv_threads  # not from embedding.loader: torch loads while the motion is measured
 
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="agcurate-motion") if mode != "shots" else None
     analyses: dict = {}
