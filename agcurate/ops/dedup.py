@@ -209,9 +209,8 @@ def preview(rgb: np.ndarray, side: int = PREVIEW) -> np.ndarray:
 
 
 def _unit_rows(x: np.ndarray) -> np.ndarray:
-    x = x.reshape(len(x), int(np.prod(x.shape[1:]))).astype(np.float32)
-    x = x - x.mean(axis=1, keepdims=True)
-    return x / np.maximum(1e-6, np.linalg.norm(x, axis=1, keepdims=True))
+    """Each of ``x``'s items flattened to a row, centred and scaled to unit length (``_unit``)."""
+    return _unit(x.reshape(len(x), int(np.prod(x.shape[1:]))).astype(np.float32))[0]
 
 
 def thumb_correlation(thumbs: np.ndarray, pairs: np.ndarray, batch: int = 8192) -> np.ndarray:
