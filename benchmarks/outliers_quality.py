@@ -9,6 +9,9 @@ left out as a whole, since its sets share pixels):
               Multi-band (4 bands B02,B03,B04,B08) and RGB (the rendered tiles as PNG) forms.
               And clear 64 px chip tiles, ~9% of them under a simulated thin cloud (scattering
               model, see ``haze_sets``): haze. Multi-band and RGB forms. One family: same pixels.
+              The clear tiles of the chips >= 40% cloud by their masks (lake tiles among cloud
+              fields) may be under thin cloud the mask model missed: a second reading of the haze
+              figures leaves them undetermined (not asked, not fitted on).
   [eolearn]   eolearn-testeopatch: 29 cloudless dates + 3 cloudy dates; only NDVI is honest input
               (no reflectance bands in the snapshot), as grey PNG: score.
   [bigearthnet] the 6 BigEarthNet-S2 patches, one snow-covered: snow and score (12 bands) / cloud (RGB
@@ -46,7 +49,7 @@ import sys
 import tempfile
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -62,6 +65,7 @@ SEED = 0
 warnings.filterwarnings("ignore", message="Dataset has no geotransform")
 EUROSAT_PAIRS = [("AnnualCrop", "Forest"), ("Residential", "Industrial"), ("Pasture", "HerbaceousVegetation"),
                  ("SeaLake", "River")]  # (inlier class, planted class)
+CLOUDY_CHIP = 0.4  # an s2 chip this cloudy by its predicted mask: its "clear" tiles may be veiled
 # hand-set before any fit: used for a left-out family when no other family has labels for the issue
 PRIOR = {"sig_cloud": (0.30, 0.06), "white_share": (0.45, 0.08), "sig_dark_object": (0.10, 0.02),
          "sig_cirrus": (0.012, 0.003),
@@ -127,40 +131,50 @@ def s2_sets(data: Path, store: Path, work: Path) -> list[EvalSet]:
     out = []
     for tile in (64, 128):
         emb = embed([root / "data" / "test_features"], store=store, tile=tile, progress=False, remember=False)
-        share = []
+        share, chip = [], []
         for r in emb.items.itertuples():
             with rasterio.open(root / "predictions" / f"{Path(r.path).name}.tif") as ds:
                 m = ds.read(1)
             share.append(float(m[r.y:r.y + r.h, r.x:r.x + r.w].mean()))
-        share = np.array(share)
+            chip.append(float(m.mean()))
+        share, chip = np.array(share), np.array(chip)
         pick = _balanced(np.flatnonzero(share >= 0.5), np.flatnonzero(share <= 0.05))
         mask = np.zeros(len(share), bool)
         mask[pick] = True
         sub = emb.subset(mask)
         lab = {"cloud": (share[pick] >= 0.5).astype(int)}
-        out.append(EvalSet(f"s2 clouds {tile} px, 4 bands", "s2", sub, lab))
-        e, lab2 = _rgb_form(sub, lab, work, store, f"s2-{tile}-rgb")
-        out.append(EvalSet(f"s2 clouds {tile} px, RGB", "s2", e, lab2))
+        # clear tiles of cloudy chips: their haze label (clean, as haze negatives) is in doubt (``haze_sets``)
+        doubt = {"haze_doubt": ((share[pick] < 0.5) & (chip[pick] >= CLOUDY_CHIP)).astype(int)}
+        e, lab2 = _rgb_form(sub, {**lab, **doubt}, work, store, f"s2-{tile}-rgb")
+        doubt2 = lab2.pop("haze_doubt").astype(bool)
+        out.append(EvalSet(f"s2 clouds {tile} px, 4 bands", "s2", sub, lab,
+                           {"undetermined": {"haze": doubt["haze_doubt"].astype(bool)}}))
+        out.append(EvalSet(f"s2 clouds {tile} px, RGB", "s2", e, lab2, {"undetermined": {"haze": doubt2}}))
     return out
 
 
 HAZE_BANDS = ("B02", "B03", "B04", "B08")
 
 
-def _hazed_set(tiles: list[np.ndarray], folder: Path, store: Path, work: Path, name: str, family: str
-               ) -> list[EvalSet]:
+def _hazed_set(tiles: list[np.ndarray], folder: Path, store: Path, work: Path, name: str, family: str,
+               uncertain: list[bool] | None = None) -> list[EvalSet]:
     """``tiles`` (4 bands B02,B03,B04,B08, reflectance x 10000) written as band folders, ~9% of them
     under a simulated thin cloud: I = J t + A (1 - t) (the scattering model of He et al.), t 0.55-0.8,
-    cloud reflectance A 0.42-0.36 from blue to NIR; embedded in both forms, question ``haze``."""
+    cloud reflectance A 0.42-0.36 from blue to NIR; embedded in both forms, question ``haze``.
+    ``uncertain`` (per tile): tiles whose clean label is in doubt; left clean here, and undetermined in
+    the second reading of the figures (``info["undetermined"]``)."""
     import rasterio
 
     airlight = np.array([4200, 4000, 3800, 3600], np.float32)[:, None, None]
     rng = np.random.default_rng(SEED)
     order = rng.permutation(len(tiles))
     n_haze = max(3, round(len(tiles) * 0.1 / 1.1))
+    doubt = set()
     for j, i in enumerate(order):
         hazy = j < n_haze
         target = folder / (f"haze_{j:03d}" if hazy else f"clean_{j:03d}")
+        if uncertain is not None and uncertain[i] and not hazy:
+            doubt.add(target.name)
         t = rng.uniform(0.55, 0.8)
         if target.exists():
             continue
@@ -173,25 +187,34 @@ def _hazed_set(tiles: list[np.ndarray], folder: Path, store: Path, work: Path, n
                 ds.write(np.clip(plane + 0.5, 0, 65535).astype(np.uint16), 1)
     emb = embed([folder], store=store, progress=False, remember=False, workers=0)
     lab = {"haze": np.array([Path(p).name.startswith("haze") for p in emb.paths], dtype=int)}
-    e, lab2 = _rgb_form(emb, lab, work, store, folder.name + "-rgb")
-    return [EvalSet(f"{name}, 4 bands", family, emb, lab), EvalSet(f"{name}, RGB", family, e, lab2)]
+    und = {"haze_undetermined": np.array([Path(p).name in doubt for p in emb.paths], dtype=int)}
+    e, lab2 = _rgb_form(emb, {**lab, **und}, work, store, folder.name + "-rgb")
+    und2 = {"haze": lab2.pop("haze_undetermined").astype(bool)}
+    info = {"undetermined": {"haze": und["haze_undetermined"].astype(bool)}} if doubt else {}
+    return [EvalSet(f"{name}, 4 bands", family, emb, lab, info),
+            EvalSet(f"{name}, RGB", family, e, lab2, {"undetermined": und2} if doubt else {})]
 
 
 def haze_sets(data: Path, store: Path, work: Path) -> list[EvalSet]:
-    """Clear 64 px chip tiles (cloud share 0 in the masks), some under a simulated thin cloud."""
+    """Clear 64 px chip tiles (cloud share 0 in the masks), some under a simulated thin cloud. A clear
+    tile of a chip that is >= ``CLOUDY_CHIP`` cloud by its mask (adwp 0.42, adwu 0.86: lake tiles among
+    cloud fields, with cloud shadows on the water) may be under thin cloud the mask model missed (the
+    masks are predictions, not ground truth): its clean label is in doubt (``info["undetermined"]``)."""
     import rasterio
 
     root = data / "s2-cloudcover-chips"
-    tiles = []
+    tiles, uncertain = [], []
     for chip in sorted((root / "data" / "test_features").iterdir()):
         with rasterio.open(root / "predictions" / f"{chip.name}.tif") as ds:
             mask = ds.read(1)
         arr = np.stack([rasterio.open(chip / f"{b}.tif").read(1) for b in HAZE_BANDS]).astype(np.float32)
+        cloudy = float(mask.mean()) >= CLOUDY_CHIP
         for y in range(0, mask.shape[0] - 63, 64):
             for x in range(0, mask.shape[1] - 63, 64):
                 if mask[y:y + 64, x:x + 64].mean() == 0:
                     tiles.append(arr[:, y:y + 64, x:x + 64])
-    return _hazed_set(tiles, work / "s2-haze", store, work, "s2 simulated thin cloud 64 px", "s2")
+                    uncertain.append(cloudy)
+    return _hazed_set(tiles, work / "s2-haze", store, work, "s2 simulated thin cloud 64 px", "s2", uncertain)
 
 
 def bigearthnet_haze_set(data: Path, store: Path, work: Path) -> list[EvalSet]:
@@ -386,8 +409,11 @@ def _item_issue(s: EvalSet, issue: str) -> np.ndarray:
     for q, v in s.labels.items():
         has_any |= v == 1
     if lab is not None:
-        return np.where(lab == 1, 1, np.where(has_any | (lab == -1), -1, 0))
-    return np.where(has_any, -1, 0)
+        out = np.where(lab == 1, 1, np.where(has_any | (lab == -1), -1, 0))
+    else:
+        out = np.where(has_any, -1, 0)
+    excluded = s.info.get("excluded", {}).get(issue)  # clean label in doubt (second reading)
+    return out if excluded is None else np.where(excluded & (out == 0), -1, out)
 
 
 def fit_calibration(train: list[EvalSet], novelty: dict[str, np.ndarray]) -> tuple[dict, dict[str, str]]:
@@ -452,6 +478,52 @@ def evaluate(s: EvalSet, cal: dict) -> list[dict]:
     return rows
 
 
+def run_folds(sets: list[EvalSet], novelty: dict[str, np.ndarray]) -> list[dict]:
+    """Every family left out in turn: fitted on the others, evaluated on its sets."""
+    rows = []
+    for fam in dict.fromkeys(s.family for s in sets):
+        cal, how = fit_calibration([s for s in sets if s.family != fam], novelty)
+        priors = sorted(c for c, h in how.items() if h == "prior")
+        for s in (s for s in sets if s.family == fam):
+            for r in evaluate(s, cal):
+                r["priors"] = priors
+                rows.append(r)
+    return rows
+
+
+def print_rows(rows: list[dict]) -> None:
+    print(f"\n{'set (left out)':58s} {'question':12s} {'n':>4s} {'pos':>3s}  AUROC   P@k | score: AUROC   P@k")
+    for r in rows:
+        print(f"{r['set']:58s} {r['question']:12s} {r['n']:4d} {r['pos']:3d}  {r['auroc']:.3f} {r['p_at_k']:.3f} |"
+              f"        {r['auroc_score']:.3f} {r['p_at_k_score']:.3f}")
+
+
+def print_flags(rows: list[dict]) -> bool:
+    """Flag precision and recall per question, pooled over the sets; whether all issues reach 0.8 / 0.8."""
+    print(f"{'issue':12s} {'TP':>4s} {'FP':>4s} {'FN':>4s}  precision  recall   (prior used when left out)")
+    flag_ok = True
+    for q in dict.fromkeys(r["question"] for r in rows):
+        rr = [r for r in rows if r["question"] == q]
+        tp, fp, fn = (sum(r[k] for r in rr) for k in ("tp", "fp", "fn"))
+        prec = tp / (tp + fp) if tp + fp else 1.0
+        rec = tp / (tp + fn) if tp + fn else 1.0
+        flag_ok &= q == "score" or (prec >= 0.8 and rec >= 0.8)
+        pri = sorted({p for r in rr for p in r["priors"]} & ({t.column for t in TESTS.get(q, ())} | {"novelty"}
+                                                              if q == "novel" else {t.column for t in TESTS.get(q, ())}))
+        print(f"{q:12s} {tp:4d} {fp:4d} {fn:4d}  {prec:9.3f}  {rec:6.3f}   {', '.join(pri)}")
+    return flag_ok
+
+
+def undetermined(sets: list[EvalSet]) -> list[EvalSet]:
+    """The sets with the items whose clean label is in doubt (``info["undetermined"]``) not asked."""
+    out = []
+    for s in sets:
+        und = s.info.get("undetermined", {})
+        labels = {q: np.where(und[q] & (v == 0), -1, v) if q in und else v for q, v in s.labels.items()}
+        out.append(replace(s, labels=labels, info={**s.info, "excluded": und}))
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default=os.environ.get("AGCURATE_SHARED_DATA", "../shared/data"))
@@ -478,19 +550,8 @@ def main() -> None:
     for s in sets:
         res = score_outliers(s.emb.vectors, s.emb.items, method="auto")
         novelty[s.name] = res.set_index("key").loc[s.emb.items["key"], "novelty_score"].to_numpy()
-    rows = []
-    families = list(dict.fromkeys(s.family for s in sets))
-    for fam in families:
-        cal, how = fit_calibration([s for s in sets if s.family != fam], novelty)
-        priors = sorted(c for c, h in how.items() if h == "prior")
-        for s in (s for s in sets if s.family == fam):
-            for r in evaluate(s, cal):
-                r["priors"] = priors
-                rows.append(r)
-    print(f"\n{'set (left out)':58s} {'question':12s} {'n':>4s} {'pos':>3s}  AUROC   P@k | score: AUROC   P@k")
-    for r in rows:
-        print(f"{r['set']:58s} {r['question']:12s} {r['n']:4d} {r['pos']:3d}  {r['auroc']:.3f} {r['p_at_k']:.3f} |"
-              f"        {r['auroc_score']:.3f} {r['p_at_k_score']:.3f}")
+    rows = run_folds(sets, novelty)
+    print_rows(rows)
     worst = min(rows, key=lambda r: (r["auroc"], r["p_at_k"]))
     worst_p = min(rows, key=lambda r: (r["p_at_k"], r["auroc"]))
     print(f"\nworst set by AUROC: {worst['set']} ({worst['question']}): AUROC {worst['auroc']:.3f}, "
@@ -501,17 +562,7 @@ def main() -> None:
     print(f"worst set, fused score: {ws['set']} ({ws['question']}): AUROC {ws['auroc_score']:.3f}, "
           f"P@k {ws['p_at_k_score']:.3f}")
     print("\nflags at the thresholds fitted without the set (pooled over the sets asking):")
-    print(f"{'issue':12s} {'TP':>4s} {'FP':>4s} {'FN':>4s}  precision  recall   (prior used when left out)")
-    flag_ok = True
-    for q in dict.fromkeys(r["question"] for r in rows):
-        rr = [r for r in rows if r["question"] == q]
-        tp, fp, fn = (sum(r[k] for r in rr) for k in ("tp", "fp", "fn"))
-        prec = tp / (tp + fp) if tp + fp else 1.0
-        rec = tp / (tp + fn) if tp + fn else 1.0
-        flag_ok &= q == "score" or (prec >= 0.8 and rec >= 0.8)
-        pri = sorted({p for r in rr for p in r["priors"]} & ({t.column for t in TESTS.get(q, ())} | {"novelty"}
-                                                              if q == "novel" else {t.column for t in TESTS.get(q, ())}))
-        print(f"{q:12s} {tp:4d} {fp:4d} {fn:4d}  {prec:9.3f}  {rec:6.3f}   {', '.join(pri)}")
+    flag_ok = print_flags(rows)
     cloud_rgb = [r for r in rows if r["question"] == "cloud" and "RGB" in r["set"]]
     ok = all(r["auroc"] >= (0.90 if r in cloud_rgb else 0.95) and r["p_at_k"] >= 0.8 for r in rows)
     print(f"\nbar AUROC >= 0.95 (0.90 RGB clouds) and P@k >= 0.8 on every set, own question: "
@@ -519,6 +570,16 @@ def main() -> None:
     ok_s = all(r["auroc_score"] >= (0.90 if r in cloud_rgb else 0.95) and r["p_at_k_score"] >= 0.8 for r in rows)
     print(f"same bar with the fused score: {'met' if ok_s else 'NOT met'}")
     print(f"bar flags precision and recall >= 0.8 per issue: {'met' if flag_ok else 'NOT met'}")
+    doubt = {q for s in sets for q in s.info.get("undetermined", {})}
+    if doubt:  # second reading: the clean items in doubt not asked (nor fitted on), every fold again
+        n = sum(int(m.sum()) for s in sets for m in s.info.get("undetermined", {}).values())
+        print(f"\nsecond reading, {n} clean items in doubt neither asked nor fitted on ({', '.join(sorted(doubt))}; "
+              f"clear tiles of chips >= {CLOUDY_CHIP:.0%} cloud by their predicted masks), every family left "
+              "out again:")
+        rows2 = [r for r in run_folds(undetermined(sets), novelty) if r["question"] in doubt]
+        print_rows(rows2)
+        print()
+        print_flags(rows2)
     if args.calibrate:
         cal, how = fit_calibration(sets, novelty)
         print("\nall-family fit (ops.quality.CALIBRATION / ops.outliers.NOVELTY_CALIBRATION):")

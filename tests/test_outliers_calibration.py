@@ -119,3 +119,31 @@ def test_idle_threads_uses_one_faiss_thread_on_a_busy_machine_and_restores(monke
     monkeypatch.setattr(os, "getloadavg", lambda: (0.0, 0.0, 0.0))
     with idle_threads():
         assert faiss.omp_get_max_threads() == before  # idle: every thread it had (never more)
+
+
+def test_group_component_finds_a_tight_planted_group_that_knn_distances_call_dense():
+    """12 near-identical items apart from a loose bulk of 150: their nearest neighbours are each other, so
+    kNN distances read them as the densest items; the widening of the neighbourhood from 5% to 30% of
+    the collection finds them. Duplicates inside the bulk are no group."""
+    from agcurate.ops.novelty import group_component, knn_distances, neighbourhoods
+
+    rng = np.random.default_rng(0)
+    dim = 32
+    centre = np.eye(dim)[0]
+    bulk = centre + 0.5 * rng.normal(size=(150, dim)) / np.sqrt(dim)
+    bulk[140:146] = bulk[139]  # six exact copies of one bulk item
+    away = centre + np.eye(dim)[1]
+    group = away + 0.1 * rng.normal(size=(12, dim)) / np.sqrt(dim)
+    vecs = np.vstack([bulk, group]).astype(np.float32)
+    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    ks = neighbourhoods(len(vecs))
+    dist, _ = knn_distances(vecs, ks)
+    planted = np.arange(150, 162)
+    assert dist[ks[0]][planted].max() < np.median(dist[ks[0]])  # dense by plain kNN distance
+    z = group_component(dist, None, ks[0], ks[-1])
+    top = np.argsort(-z)[:12]
+    assert set(top) == set(planted)
+    assert z[139:146].max() <= 0.0  # copies inside the bulk
+    res = score_outliers(vecs, _items(len(vecs)), method="auto").set_index("path")
+    assert res.loc[[f"/data/img_{i:03d}.png" for i in planted], "is_novel"].all()
+    assert not res.loc[[f"/data/img_{i:03d}.png" for i in range(139, 146)], "is_novel"].any()

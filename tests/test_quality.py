@@ -63,3 +63,29 @@ def test_dark_object_counts_nir_so_turbid_water_is_not_haze():
     assert spectral_signals(hazed, valid)["dark_object"] == pytest.approx(0.02 * t + 0.36 * (1 - t))
     rgb_only = {k: v for k, v in water.items() if k != "nir"}  # without NIR: the visible minimum, as before
     assert spectral_signals(rgb_only, valid)["dark_object"] == pytest.approx(0.12)
+
+
+def test_cloud_share_counts_shadowed_cloud_flat_into_nir_not_water_or_vegetation():
+    """A grey (shadowed) cloud below the 0.25 brightness of the bright test still counts where its
+    spectrum stays flat into NIR; turbid water (NIR far below the visible) and vegetation (far above),
+    at the same visible brightness and haze test, do not; without NIR only the bright test applies."""
+    from agcurate.sources.raster import spectral_signals
+
+    n = 400
+    valid = np.ones(n, bool)
+
+    def surface(blue, green, red, nir):
+        return {"blue": np.full(n, blue), "green": np.full(n, green), "red": np.full(n, red), "nir": np.full(n, nir)}
+
+    grey_cloud = surface(0.17, 0.15, 0.14, 0.14)  # blue - 0.5 red = 0.10 > 0.08; NIR / visible 0.93
+    water = surface(0.17, 0.15, 0.14, 0.07)
+    vegetation = surface(0.17, 0.15, 0.14, 0.40)
+    bright_cloud = surface(0.45, 0.44, 0.43, 0.42)
+    assert spectral_signals(grey_cloud, valid)["cloud"] == 1.0
+    assert spectral_signals(water, valid)["cloud"] == 0.0
+    assert spectral_signals(vegetation, valid)["cloud"] == 0.0
+    assert spectral_signals(bright_cloud, valid)["cloud"] == 1.0
+    no_nir = {k: v for k, v in grey_cloud.items() if k != "nir"}
+    assert spectral_signals(no_nir, valid)["cloud"] == 0.0
+    half = {k: np.r_[grey_cloud[k][: n // 2], water[k][n // 2:]] for k in grey_cloud}
+    assert spectral_signals(half, valid)["cloud"] == pytest.approx(0.5)

@@ -51,7 +51,7 @@ def pixel_signals(rgb: np.ndarray, small: np.ndarray, nodata: np.ndarray | None 
 
 QUALITY_SIDE = 256  # quality signals are measured at native size, shrunk (never enlarged) to this side
 QUALITY_SIGNALS = ("white_share", "clipped", "dark_channel", "contrast", "blur")
-QUALITY_VERSION = 7.0  # stored as ``quality_v``: rows measured by another version are measured again
+QUALITY_VERSION = 8.0  # stored as ``quality_v``: rows measured by another version are measured again
 BLUR_SIDE = 128  # blur is judged at thumbnail size: softness that vanishes there (an upscaled photo) is not blur
 
 

@@ -150,7 +150,7 @@ def _iforest(vectors: np.ndarray, sig, ref_vectors, ref_sig, seed: int) -> tuple
 MIN_NOVELTY_ITEMS = 10  # novelty needs at least this many items (or reference items) to compare with
 # novelty_z (fence scale, ``novelty.fence_z``) -> log-odds (z - t) / s; threshold maximising F1, fitted by
 # outliers_quality.py --calibrate (Tukey's outer fence, 3, is the prior used where no labels are left)
-NOVELTY_CALIBRATION = (2.66, 0.444)
+NOVELTY_CALIBRATION = (2.66, 0.419)
 
 
 DAMP = 4.0  # log-odds beyond this grow only logarithmically when fused

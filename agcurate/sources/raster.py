@@ -353,7 +353,9 @@ def spectral_signals(refl: dict[str, np.ndarray], valid: np.ndarray, calibrated:
 
     ``vis_reflectance``: mean visible reflectance; ``whiteness``: mean spectral flatness of the
     visible bands (Fmask's whiteness, low for clouds and snow); ``cloud``: share of pixels that are
-    bright (visible > 0.25), white (whiteness < 0.7) and pass the haze test blue - 0.5 red > 0.08;
+    bright (visible > 0.25), white (whiteness < 0.7) and pass the haze test blue - 0.5 red > 0.08, or,
+    with a NIR band, white, passing the haze test, above 0.1 and as flat into NIR (NIR 0.75-1.3 x
+    visible; vegetation is far above, water far below): shadowed and grey cloud;
     ``haze``: mean haze-optimised transform blue - 0.5 red (Zhang et al. 2002), high for thin cloud;
     ``ndvi`` with a NIR band; ``ndsi`` and ``snow`` (NDSI > 0.4 and NIR > 0.11) with a SWIR band.
     ``cirrus``: mean cirrus-band (B10) reflectance, where present.
@@ -372,7 +374,11 @@ def spectral_signals(refl: dict[str, np.ndarray], valid: np.ndarray, calibrated:
     if calibrated:
         out["vis_reflectance"] = float(vis.mean())
         out["haze"] = float(np.mean(b - 0.5 * r))
-        out["cloud"] = float(np.mean((vis > 0.25) & (white < 0.7) & (hot > 0)))
+        cloud = (vis > 0.25) & (white < 0.7) & (hot > 0)
+        if "nir" in refl:  # shadowed or grey cloud, dimmer than 0.25, is as flat into NIR as in the visible
+            ratio = refl["nir"][valid] / np.maximum(vis, 1e-3)  # vegetation >> 1, water << 1
+            cloud |= (vis > 0.1) & (white < 0.7) & (hot > 0) & (ratio > 0.75) & (ratio < 1.3)
+        out["cloud"] = float(np.mean(cloud))
         # dark-object value (Chavez 1988): haze and thin cloud lift the darkest pixels of every band
         darkest = np.minimum(np.minimum(r, g), b)
         if "nir" in refl:
