@@ -81,18 +81,18 @@ def test_fusion_keeps_weak_evidence_and_orders_every_item():
     vec[79] = vec[78]  # an exact duplicate pair
     from agcurate.ops.quality import CALIBRATION
 
-    t, sc = CALIBRATION["dark_channel"]
+    t, sc = CALIBRATION["veil"]
     haze = np.linspace(t - 6 * sc, t - 3 * sc, 80)
     haze[79] = haze[78]
     haze[5] = t - sc  # weak haze evidence, below the flag threshold
-    res = score_outliers(vec, _items(80, dark_channel=haze, brightness=0.4), method="signals")
+    res = score_outliers(vec, _items(80, veil=haze, brightness=0.4), method="signals")
     assert not res["is_haze"].any() and res["haze_score"].max() < 0.5
     scores = res.set_index("path")["score"]
     clean = scores.drop(["/data/img_005.png"])
     assert scores["/data/img_005.png"] > clean.max()  # weak evidence still ranks above clean items
     assert res["path"][1:4].tolist() == ["/data/img_078.png", "/data/img_079.png", "/data/img_077.png"]
     assert res["score"].nunique() == 79  # every item strictly ordered but the duplicate pair
-    full = score_outliers(vec, _items(80, dark_channel=haze, brightness=0.4))
+    full = score_outliers(vec, _items(80, veil=haze, brightness=0.4))
     assert full["score"].nunique() == 79 and not (full["score"] == 0).any()
     assert scores["/data/img_078.png"] == scores["/data/img_079.png"]
     # the fusion never saturates and is increasing in every input; NaN (not measurable) is skipped

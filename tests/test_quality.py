@@ -89,3 +89,28 @@ def test_cloud_share_counts_shadowed_cloud_flat_into_nir_not_water_or_vegetation
     assert spectral_signals(no_nir, valid)["cloud"] == 0.0
     half = {k: np.r_[grey_cloud[k][: n // 2], water[k][n // 2:]] for k in grey_cloud}
     assert spectral_signals(half, valid)["cloud"] == pytest.approx(0.5)
+
+
+def test_rgb_veil_needs_a_lift_over_the_whole_picture_not_a_white_background_or_bright_field(shared_data):
+    """Real photos: rice leaves on white backgrounds and bright EuroSAT AnnualCrop fields have a high
+    dark-channel mean (the old RGB haze measure flagged them) but a low veil; the same pictures under a
+    simulated thin cloud (I = J t + A (1 - t), t = 0.5, whitish airlight) are flagged."""
+    from PIL import Image
+
+    from agcurate.embedding.signals import quality_signals
+
+    rice = sorted((shared_data("rice-leaf") / "Bacterial").glob("Bacterial_1[0-4].jpg"))
+    crop = sorted((shared_data("eurosat-rgb") / "images" / "AnnualCrop").glob("AnnualCrop_1[0-4].jpg"))
+    assert len(rice) == 5 and len(crop) == 5
+    airlight = np.array([225, 230, 240], np.float32)
+    clean, veiled = [], []
+    for path in rice + crop:
+        rgb = np.asarray(Image.open(path).convert("RGB"))
+        clean.append(quality_signals(rgb))
+        hazed = np.clip(rgb * 0.5 + airlight * 0.5 + 0.5, 0, 255).astype(np.uint8)
+        veiled.append(quality_signals(hazed))
+    clean, veiled = pd.DataFrame(clean), pd.DataFrame(veiled)
+    assert (clean["dark_channel"][:5] > 0.5).all()  # white backgrounds: a high dark-channel mean
+    assert not quality_table(clean)["is_haze"].any()
+    assert quality_table(veiled)["is_haze"].all()
+    assert (veiled["veil"] > clean["veil"] + 0.2).all()

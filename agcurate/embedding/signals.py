@@ -50,8 +50,8 @@ def pixel_signals(rgb: np.ndarray, small: np.ndarray, nodata: np.ndarray | None 
 
 
 QUALITY_SIDE = 256  # quality signals are measured at native size, shrunk (never enlarged) to this side
-QUALITY_SIGNALS = ("white_share", "clipped", "dark_channel", "contrast", "blur")
-QUALITY_VERSION = 8.0  # stored as ``quality_v``: rows measured by another version are measured again
+QUALITY_SIGNALS = ("white_share", "clipped", "dark_channel", "veil", "contrast", "blur")
+QUALITY_VERSION = 9.0  # stored as ``quality_v``: rows measured by another version are measured again
 BLUR_SIDE = 128  # blur is judged at thumbnail size: softness that vanishes there (an upscaled photo) is not blur
 
 
@@ -62,11 +62,15 @@ def quality_signals(rgb: np.ndarray, nodata: np.ndarray | None = None) -> dict[s
     never enlarged, so a 64 px tile does not look blurred): ``white_share`` share of bright (grey >= 0.6),
     neutral pixels, soft: each pixel counts clip((grey - 0.4) / 0.3, 0, 1) x clip((0.2 - S) / 0.1, 0, 1)
     with HSV saturation S (cloud, snow: white or grey, S < 0.1; bright turbid water, sand and soil are
-    coloured, S 0.15-0.25, and no longer count as half white); ``dark_channel`` and ``white_share`` are NaN for grey
-    input, which has no colour to judge them by;
+    coloured, S 0.15-0.25, and no longer count as half white); ``dark_channel``, ``veil`` and
+    ``white_share`` are NaN for grey input, which has no colour to judge them by;
     ``clipped`` share of pixels with a channel at >= 250
     (over-exposure); ``dark_channel`` mean of the 7 px minimum over channels (He et al.'s dark
-    channel, high under haze); ``contrast`` standard deviation of grey (0-1; low = flat); ``blur``
+    channel, high under haze, but also on bright scenes and white backgrounds); ``veil`` the RGB haze
+    measure: the 5th percentile of that dark channel (a veil lifts the darkest pixels of the whole
+    picture, while a white background, sky or bright roofs leave dark objects elsewhere) times
+    1 - mean HSV saturation (a veil of white airlight washes colour out; bright fields keep theirs);
+    ``contrast`` standard deviation of grey (0-1; low = flat); ``blur``
     the no-reference blur metric of Crete-Roffet et al. (2007) at ``BLUR_SIDE`` (area filter, never
     enlarged): how little a 9-tap blur lowers the
     differences between neighbouring pixels (0 sharp - 1 blurred, the worse of the two directions;
@@ -103,6 +107,7 @@ def quality_signals(rgb: np.ndarray, nodata: np.ndarray | None = None) -> dict[s
         "white_share": float("nan") if grey_input else float(white.mean()),  # no colour: no whiteness
         "clipped": float(np.mean(img[valid].max(axis=1) >= 250)),
         "dark_channel": float("nan") if grey_input else float(dark[valid].mean()),
+        "veil": float("nan") if grey_input else float(np.percentile(dark[valid], 5) * (1 - sat[valid].mean())),
         "contrast": float(g.std()),
         "blur": blur_metric(_shrunk(gray, BLUR_SIDE)),
         "quality_v": QUALITY_VERSION,

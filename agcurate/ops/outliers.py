@@ -301,7 +301,7 @@ def score_outliers(vectors: np.ndarray, items, *, method: str = "auto", k: int |
 
 
 MEASURES = ("brightness", "saturation", "sharpness", "nodata", "white_share", "clipped", "dark_channel",
-            "contrast", "blur")
+            "veil", "contrast", "blur")
 
 
 def _windows(items) -> np.ndarray:
