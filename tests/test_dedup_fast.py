@@ -129,7 +129,46 @@ def test_same_size_scores_match_a_plain_computation():
 
 def test_pairs_are_verified_set_by_set():
     cands = [((0, 5), 0.9), ((1, 2), 0.95), ((2, 3), 0.7), ((4, 5), 0.8), ((0, 4), 0.6)]
-    order = [p for p, _ in D._local_order(cands, 6)]
+    order = [p for p, _ in D._local_order(cands)]
     assert sorted(order) == sorted(p for p, _ in cands)
     sets = [0 if p[0] in (0, 4, 5) else 1 for p in order]
     assert sets == sorted(sets) or sets == sorted(sets, reverse=True)  # one set, then the other
+
+
+def test_shifted_tiles_are_accepted_quickly_and_features_stay_as_they_were(aerial):
+    """Two 64 px tiles of one picture a few pixels apart (each >= 90% inside the other) are a
+    whole-picture copy for the quick check: the phase correlation is windowed, so the frames' edges
+    (which the tiles do not share) do not outweigh the texture; comparing changes no features."""
+    for dy, dx in ((4, 2), (-2, -2), (0, -6)):
+        a, b = aerial[100:164, 100:164], aerial[100 + dy:164 + dy, 100 + dx:164 + dx]
+        fa, fb = features(np.ascontiguousarray(a)), features(np.ascontiguousarray(b))
+        before = [x.copy() for x in (fa.smooth, fa.fine, fb.smooth, fb.fine)]
+        c = _fast_accept(fa, fb)
+        assert c is not None and c.method == "whole" and c.score >= 0.95, (dy, dx)
+        assert all(np.array_equal(x, y) for x, y in zip(before, (fa.smooth, fa.fine, fb.smooth, fb.fine)))
+    far = features(np.ascontiguousarray(aerial[100:164, 140:204]))  # 40 px apart: a neighbour, not a copy
+    assert _fast_accept(features(np.ascontiguousarray(aerial[100:164, 100:164])), far) is None
+
+
+def test_thumb_correlation_is_the_best_of_the_eight_turns_and_flips():
+    rng = np.random.default_rng(5)
+    t = rng.normal(size=(5, 16, 16)).astype(np.float32)
+    t[1] = np.rot90(t[0], 1)[:, ::-1] * 2 + 3  # a turned, mirrored, brighter copy
+    pairs = np.array([[0, 1], [0, 2], [3, 4], [2, 2]])
+    got = D.thumb_correlation(t, pairs)
+    want = [max(float(np.corrcoef(v[0].ravel(), t[b].ravel())[0, 1]) for v in D._dihedral(t[a:a + 1]))
+            for a, b in pairs]
+    assert np.allclose(got, want, atol=1e-5) and got[0] > 0.999
+
+
+def test_graph_order_keeps_connected_pictures_together():
+    rng = np.random.default_rng(2)
+    # three separate sets of pictures (numbered at random), pairs listed in random order
+    sets = [rng.permutation(300)[:40], rng.permutation(np.arange(300, 600))[:40], np.arange(1000, 1040)]
+    pairs = np.concatenate([np.stack([s[rng.integers(0, 40, 150)], s[rng.integers(0, 40, 150)]], 1) for s in sets])
+    pairs = pairs[pairs[:, 0] != pairs[:, 1]]
+    pairs = pairs[rng.permutation(len(pairs))]
+    order = D._graph_order(pairs)
+    assert sorted(order.tolist()) == list(range(len(pairs)))
+    label = np.select([pairs[:, 0] < 300, pairs[:, 0] < 600], [0, 1], 2)[order]
+    assert (np.diff(label) != 0).sum() == 2  # one set after the other

@@ -56,7 +56,7 @@ GATE_COS = 0.9               # ... or its embeddings this well ...
 GATE_QUICK = 0.45            # ... or its previews this well (``quick_score``: crops, padding, erasures)
 QUICK_SIGMA = 2.0            # high-pass of the previews (look-alike leaves share their low frequencies)
 QUICK_INNER = 0.1            # share cut from each edge of the template (recaptures shift, paddings blur)
-QUICK_BATCH = 1024           # pairs compared at a time (their shifted windows: ~64 MB at 48 px previews)
+QUICK_BATCH = 4096           # pairs compared at a time (their pictures prepared once: ~90 MB at 48 px previews)
 BLACK = 8                    # grey level under which a preview pixel may be erased or fill
 
 Loader = Callable[[int], np.ndarray]
@@ -213,19 +213,21 @@ def _unit_rows(x: np.ndarray) -> np.ndarray:
     return _unit(x.reshape(len(x), int(np.prod(x.shape[1:]))).astype(np.float32))[0]
 
 
-def thumb_correlation(thumbs: np.ndarray, pairs: np.ndarray, batch: int = 8192) -> np.ndarray:
+def thumb_correlation(thumbs: np.ndarray, pairs: np.ndarray, batch: int = 1024) -> np.ndarray:
     """Correlation of the thumbnails of each pair (a, b), best over the 8 turns/flips of a;
-    vectorised in batches (memory stays bounded). A turn or flip only permutes the pixels, so each
-    thumbnail is normalised once and the 8 variants are index permutations of it."""
+    vectorised in batches (memory stays bounded). Each thumbnail is normalised once; a turn or
+    flip of a batch of them is a strided view, so nothing is copied per variant."""
     t = np.asarray(thumbs, np.float32)
     n, s = t.shape[:2]
-    perm = np.stack([v.reshape(-1) for v in _dihedral(np.arange(s * s).reshape(1, s, s))])  # (8, s*s)
-    u = _unit_rows(t)
+    u = _unit_rows(t).reshape(n, s, s)
     pairs = np.asarray(pairs, np.int64).reshape(-1, 2)
     out = np.empty(len(pairs), np.float32)
     for i in range(0, len(pairs), batch):
-        a, b = pairs[i:i + batch, 0], pairs[i:i + batch, 1]
-        out[i:i + batch] = np.einsum("bkd,bd->bk", u[a][:, perm], u[b]).max(axis=1)
+        a, b = u[pairs[i:i + batch, 0]], u[pairs[i:i + batch, 1]]
+        best = np.full(len(a), -np.inf, np.float32)
+        for v in _dihedral(a):
+            np.maximum(best, np.einsum("bij,bij->b", v, b), out=best)
+        out[i:i + batch] = best
     return out
 
 
@@ -237,8 +239,10 @@ def _high_pass(x: np.ndarray) -> np.ndarray:
 
 
 def _pixels(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    ok = p != -128
-    return np.where(ok, p, 0).astype(np.float32), ok
+    """Previews' pixels as float32 (0 where black: -128) and where they are not black."""
+    levels = np.arange(256, dtype=np.uint8).view(np.int8).astype(np.float32)
+    levels[128] = 0.0  # -128: erased or fill
+    return levels[np.ascontiguousarray(p).view(np.uint8)], p != -128
 
 
 def _halve(x: np.ndarray) -> np.ndarray:
@@ -256,24 +260,29 @@ def _unit(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return x / np.sqrt(np.maximum(ss, 1e-12))[:, None], ss > 1e-3
 
 
-def _same_size(prev: np.ndarray, ia: np.ndarray, ib: np.ndarray) -> np.ndarray:
+def _same_size(prev: np.ndarray, ia: np.ndarray, ib: np.ndarray, batch: int = 1024) -> np.ndarray:
     """``same_size_scores`` of the pairs (``prev[ia[j]]``, ``prev[ib[j]]``) from a stack of distinct
-    previews of one shape: each picture is prepared once (its unit rows, its half-resolution copy,
-    its inner part there as a unit template), and the shifted windows of a pair's first picture once
-    for all its pairs: one small matrix product gives the correlations of all those pairs and shifts.
-    (Pairs sorted by picture share it: ``gate_pairs``.)"""
+    previews of one shape, vectorised: each picture is prepared once (centred pixels and their norm;
+    at half resolution its Fourier transform, the energy of each of its shifted windows, and its
+    inner part as a unit template, transformed), then each batch of pairs costs a dot product and
+    one small inverse FFT (the correlation at every shift at once). ``gate_pairs`` passes runs of
+    pairs in ``_graph_order``, so a run has few distinct pictures to prepare."""
     u, h, w = prev.shape
     n = len(ia)
     x, ok = _pixels(prev)
     x, ok = x.reshape(u, -1), ok.reshape(u, -1)
     masked = ~ok.all(axis=1)
-    unit, spread = _unit(x)
+    centred = x - x.mean(axis=1, keepdims=True)
+    ss0 = np.einsum("bk,bk->b", centred, centred)
     best = np.full(n, -1.0, np.float32)
-    plain = ~(masked[ia] | masked[ib])
-    j = np.flatnonzero(plain)
-    good = spread[ia[j]] & spread[ib[j]]
-    best[j] = np.where(good, np.einsum("bk,bk->b", unit[ia[j]], unit[ib[j]]), -1.0)
-    j = np.flatnonzero(~plain)  # some pixels erased or fill: the correlation of those black in neither
+    j = np.flatnonzero(~(masked[ia] | masked[ib]))
+    for s in range(0, len(j), batch):
+        r = j[s:s + batch]
+        a, b = ia[r], ib[r]
+        dot = np.einsum("bk,bk->b", centred[a], centred[b])
+        good = (ss0[a] > 1e-3) & (ss0[b] > 1e-3)
+        best[r] = np.where(good, dot / np.sqrt(np.maximum(ss0[a] * ss0[b], 1e-24)), -1.0)
+    j = np.flatnonzero(masked[ia] | masked[ib])  # some pixels erased or fill: those black in neither
     if len(j):
         m = (ok[ia[j]] & ok[ib[j]]).astype(np.float32)
         xm, ym = x[ia[j]] * m, x[ib[j]] * m
@@ -286,20 +295,35 @@ def _same_size(prev: np.ndarray, ia: np.ndarray, ib: np.ndarray) -> np.ndarray:
         best[j] = np.where(good, cov / np.sqrt(np.maximum(vx * vy, 1e-12)), -1.0)
     h2, w2 = h // 2, w // 2
     ry, rx = int(np.ceil(h2 * QUICK_INNER)), int(np.ceil(w2 * QUICK_INNER))
-    if min(h2 - 2 * ry, w2 - 2 * rx) < 4:
+    th, tw = h2 - 2 * ry, w2 - 2 * rx
+    if min(th, tw) < 4:
         return best
     xh = _halve(x.reshape(u, h, w))
-    th, tw = h2 - 2 * ry, w2 - 2 * rx
+    xh -= xh.mean(axis=(1, 2), keepdims=True)  # changes no centred window nor its correlations
     tmpl, tok = _unit(np.ascontiguousarray(xh[:, ry:h2 - ry, rx:w2 - rx]).reshape(u, -1))
-    order = np.argsort(ia, kind="stable")
-    for rows in np.split(order, np.flatnonzero(np.diff(ia[order])) + 1):  # pairs by their first picture
-        a = int(ia[rows[0]])
-        win = np.lib.stride_tricks.sliding_window_view(xh[a], (th, tw)).reshape(-1, th * tw)
-        win = win - win.mean(axis=1, keepdims=True)  # every shift's window, centred
-        ss = np.einsum("sk,sk->s", win, win)
-        c = win @ tmpl[ib[rows]].T / np.sqrt(np.maximum(ss, 1e-12))[:, None]  # (shifts, pairs)
-        c = np.where((ss > 1e-3)[:, None] & tok[ib[rows]][None, :], c, -1.0)
-        best[rows] = np.maximum(best[rows], c.max(axis=0))
+    # centred energy of each window (shift) of each picture: band matrices sum the windows
+    rows = (np.arange(h2)[None, :] - np.arange(2 * ry + 1)[:, None] >= 0) & \
+        (np.arange(h2)[None, :] - np.arange(2 * ry + 1)[:, None] < th)
+    cols = (np.arange(w2)[:, None] - np.arange(2 * rx + 1)[None, :] >= 0) & \
+        (np.arange(w2)[:, None] - np.arange(2 * rx + 1)[None, :] < tw)
+    rows, cols = rows.astype(np.float32), cols.astype(np.float32)
+    s1, s2 = rows @ xh @ cols, rows @ np.square(xh) @ cols
+    energy = s2 - s1 * s1 / (th * tw)  # (u, 2 ry + 1, 2 rx + 1)
+    norm = np.where(energy > 1e-3, 1.0 / np.sqrt(np.maximum(energy, 1e-12)), 0.0).astype(np.float32)
+    # the template is centred, so each window's mean drops out of its dot product with it: a
+    # circular correlation of the (h2, w2) picture with the zero-padded template, which does not
+    # wrap at the shifts wanted (at most 2 r), gives them all
+    from scipy import fft
+
+    spec = fft.rfft2(xh)
+    pad = np.zeros((u, h2, w2), np.float32)
+    pad[:, :th, :tw] = tmpl.reshape(u, th, tw)
+    tspec = np.conj(fft.rfft2(pad))
+    for s in range(0, n, batch):
+        a, b = ia[s:s + batch], ib[s:s + batch]
+        c = fft.irfft2(spec[a] * tspec[b], s=(h2, w2))[:, :2 * ry + 1, :2 * rx + 1] * norm[a]
+        c = np.where((norm[a] > 0) & tok[b][:, None, None], c, -1.0)
+        np.maximum(best[s:s + batch], c.reshape(len(a), -1).max(axis=1), out=best[s:s + batch])
     return best
 
 
@@ -387,7 +411,7 @@ def gate_pairs(pairs: Sequence[tuple[int, int]], vectors: np.ndarray, thumbs: np
     key = shape[p[rows_same, 0]]
     for sh in np.unique(key, axis=0):  # one stack per preview shape; batches share pictures
         rows = rows_same[(key == sh).all(axis=1)]
-        rows = rows[np.lexsort((p[rows, 1], p[rows, 0]))]
+        rows = rows[_graph_order(p[rows])]
         jobs += [(one_size, rows[s:s + QUICK_BATCH]) for s in range(0, len(rows), QUICK_BATCH)]
     rows = todo[~same]
     jobs += [(other, rows[s:s + QUICK_BATCH]) for s in range(0, len(rows), QUICK_BATCH)]
@@ -412,6 +436,8 @@ class PairVerifier:
         self.size = cache
         self.threads = threads or max(1, min(4, cpu_threads()))
         self.compared = 0  # pairs fully checked so far
+        self.computed = 0  # features computed so far (more than ``len(seen)`` when the cache dropped some)
+        self.seen: set[int] = set()  # items compared so far
 
     def _features(self, i: int) -> Features | None:
         try:
@@ -431,6 +457,8 @@ class PairVerifier:
             for s in range(0, len(pairs), BATCH_PAIRS):
                 batch = list(pairs[s:s + BATCH_PAIRS])
                 need = sorted({i for p in batch for i in p} - set(self.cache))
+                self.computed += len(need)
+                self.seen.update(need)
                 for i, f in zip(need, pool.map(self._features, need)):
                     self.cache[i] = f
                 for i in {i for p in batch for i in p}:
@@ -462,14 +490,31 @@ def verify_pairs(pairs: Sequence[tuple[int, int]], load: Loader) -> dict[tuple[i
     return PairVerifier(load).check(pairs)
 
 
-def _local_order(cands: list, n: int) -> list:
-    """``cands`` ((a, b), score) ordered so that the pairs of one connected set of pictures come
-    together (then by picture): each picture's features are computed once and stay in the bounded
-    cache while its pairs are compared, rather than dropped and computed again."""
-    uf = _UnionFind(n)
-    for (a, b), _ in cands:
-        uf.union(a, b)
-    return sorted(cands, key=lambda c: (uf.find(c[0][0]), c[0]))
+def _graph_order(pairs: np.ndarray) -> np.ndarray:
+    """An order of ``pairs`` ((m, 2) rows of picture numbers) that keeps each picture's pairs close
+    together: pictures numbered by a reverse Cuthill-McKee walk of the pair graph (scipy: connected
+    sets one after the other, neighbours near each other), pairs sorted by their pictures' numbers.
+    A run of pairs then needs few distinct pictures (their features, their prepared previews)."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import reverse_cuthill_mckee
+
+    p = np.asarray(pairs, np.int64).reshape(-1, 2)
+    if not len(p):
+        return np.zeros(0, np.int64)
+    ids, p = np.unique(p, return_inverse=True)  # the pictures these pairs have, numbered 0..n-1
+    p, n = p.reshape(-1, 2), len(ids)
+    graph = coo_matrix((np.ones(len(p), np.int8), (p[:, 0], p[:, 1])), shape=(n, n)).tocsr()
+    pos = np.empty(n, np.int64)
+    pos[reverse_cuthill_mckee(graph + graph.T, symmetric_mode=True)] = np.arange(n)
+    a, b = pos[p[:, 0]], pos[p[:, 1]]
+    return np.lexsort((np.maximum(a, b), np.minimum(a, b)))
+
+
+def _local_order(cands: list) -> list:
+    """``cands`` ((a, b), score) in ``_graph_order``: each picture's features are computed once and
+    stay in the bounded cache while its pairs are compared, rather than dropped and computed again
+    (what is verified does not depend on the order)."""
+    return [cands[i] for i in _graph_order(np.array([c[0] for c in cands], np.int64))]
 
 
 def _keep_order(items, keep: str) -> np.ndarray:
@@ -537,7 +582,8 @@ def find_duplicates(vectors: np.ndarray, items: "pd.DataFrame", *,  # noqa: F821
     one grey ``preview`` per row; with ``thumbs`` they let ``gate_pairs`` reject most candidate
     pairs cheaply before the full check (without them every candidate is fully checked).
     ``load(i)`` returns the RGB pixels of row ``i`` (needed when ``verify``). ``attrs["pairs"]`` of
-    the result counts the candidate pairs, those rejected cheaply and the pairs fully checked.
+    the result counts the candidate pairs, those rejected cheaply, the pairs fully checked, and the
+    verification features computed (``features``) for how many pictures (``pictures``).
     """
     import pandas as pd
 
@@ -577,7 +623,7 @@ def find_duplicates(vectors: np.ndarray, items: "pd.DataFrame", *,  # noqa: F821
         cands = [c for c, ok in zip(cands, passed) if ok]
     checked: dict[tuple[int, int], PairCheck] = {}
     verifier = PairVerifier(load) if verify else None
-    cands = _local_order(cands, n)  # what is verified does not depend on the order; the cache does
+    cands = _local_order(cands)  # what is verified does not depend on the order; the cache does
 
     def cosine(pairs):
         return {(a, b): PairCheck(float(vectors[a] @ vectors[b]), "cosine") for a, b in pairs}
@@ -589,22 +635,29 @@ def find_duplicates(vectors: np.ndarray, items: "pd.DataFrame", *,  # noqa: F821
             checked.update(got)
             bar.advance(len(batch))
 
-    def score_to(kept: int, members: list[int]) -> dict[int, PairCheck]:
-        """Each member checked against ``kept`` (ordered: the reason is the member's change)."""
+    def score_to(kept: int, members: list[int], need: float | None = None) -> dict[int, PairCheck] | None:
+        """Each member checked against ``kept`` (ordered: the reason is the member's change). With
+        ``need`` (a merge): None as soon as one member scores below it, the pairs being verified in
+        batches that stop at the first failure (the outcome is the same; the cost is not)."""
         out, todo = {}, []
         for m in members:
             if rep[m] == rep[kept]:
                 out[m] = PairCheck(1.0, "exact")
             elif (int(rep[kept]), int(rep[m])) in checked:
                 out[m] = checked[(int(rep[kept]), int(rep[m]))]
+                if need is not None and out[m].score < need:
+                    return None
             else:
                 todo.append((int(rep[kept]), int(rep[m])))
         todo = list(dict.fromkeys(todo))
-        got = verifier.check(todo) if verifier is not None else cosine(todo)
-        checked.update(got)
+        for s in range(0, len(todo), BATCH_PAIRS):
+            got = verifier.check(todo[s:s + BATCH_PAIRS]) if verifier is not None else cosine(todo[s:s + BATCH_PAIRS])
+            checked.update(got)
+            if need is not None and any(c.score < need for c in got.values()):
+                return None
         for m in members:
             if m not in out:
-                out[m] = got[(int(rep[kept]), int(rep[m]))]
+                out[m] = checked[(int(rep[kept]), int(rep[m]))]
         return out
 
     # groups grow along verified pairs, strongest first; two groups merge only when every member
@@ -625,8 +678,8 @@ def find_duplicates(vectors: np.ndarray, items: "pd.DataFrame", *,  # noqa: F821
             continue
         merged = members_of[ra] + members_of[rb]
         kept = _keeper(merged, rank)
-        scores = score_to(kept, [m for m in merged if m != kept])
-        if all(c.score >= threshold for c in scores.values()):
+        scores = score_to(kept, [m for m in merged if m != kept], need=threshold)
+        if scores is not None:
             uf.union(ra, rb)
             r = uf.find(ra)
             for old in (ra, rb):
@@ -667,6 +720,8 @@ def find_duplicates(vectors: np.ndarray, items: "pd.DataFrame", *,  # noqa: F821
         "is_duplicate": (group >= 0) & ~keep_flag, "reason": reason,
     })
     counts["checked"] = verifier.compared if verifier is not None else 0
+    counts["features"] = verifier.computed if verifier is not None else 0
+    counts["pictures"] = len(verifier.seen) if verifier is not None else 0
     out.attrs["pairs"] = counts
     return out
 
