@@ -36,8 +36,8 @@ novelty question, since clean items elsewhere were never judged for it); where n
 labels for an issue, the left-out family gets a prior set by hand before any fit (marked ``prior``). The per-set
 AUROC / P@k of an issue's own score depends on no fitted value (one monotone measure); the fused
 ``score`` and the flags do. ``--calibrate`` prints the all-family fit (the package defaults). The RGB haze
-test (``veil``) takes the threshold with the best worse-of-two of precision and recall instead of the
-class-balanced one (``PR_FIT``): its classes overlap on mixed content.
+and cloud tests (``veil``, ``cloud_white``) take the threshold with the best worse-of-two of precision and
+recall instead of the class-balanced one (``PR_FIT``): their classes overlap on mixed content.
 
 Flags are also counted on the clean items of the sets that do NOT ask an issue (each set at its own
 fold's thresholds), split by why they are negatives (``IMPOSSIBLE``: the content rules the issue out,
@@ -75,7 +75,8 @@ EUROSAT_PAIRS = [("AnnualCrop", "Forest"), ("Residential", "Industrial"), ("Past
                  ("SeaLake", "River")]  # (inlier class, planted class)
 CLOUDY_CHIP = 0.4  # an s2 chip this cloudy by its predicted mask: its "clear" tiles may be veiled
 # hand-set before any fit: used for a left-out family when no other family has labels for the issue
-PRIOR = {"sig_cloud": (0.30, 0.06), "white_share": (0.45, 0.08), "sig_dark_object": (0.10, 0.02),
+PRIOR = {"sig_cloud": (0.30, 0.06), "cloud_white": (0.40, 0.08),
+         "sig_dark_object": (0.10, 0.02),
          "sig_cirrus": (0.012, 0.003),
          "veil": (0.40, 0.05), "sig_snow": (0.20, 0.05), "nodata": (0.05, 0.02),
          "brightness": (0.10, 0.02), "clipped": (0.20, 0.04), "blur": (0.6, 0.05), "contrast": (0.03, 0.008),
@@ -84,7 +85,7 @@ DEGRADE = ("dark", "overexposed", "blurry", "flat")
 # RGB heuristics whose classes overlap on mixed content: threshold at the best worse-of-two of precision
 # and recall over all training sets (``fit_test(objective="pr")``), not the class-balanced one, which
 # trades away the precision on the many clean items of the sets not asking the issue
-PR_FIT = ("veil",)
+PR_FIT = ("veil", "cloud_white")
 # Clean items of a set that does not ask an issue, as negatives for it (``clean_flags``): by family,
 # the issues their content rules out, and those their clean items were judged free of; every other
 # clean item was chosen for something else (a land-cover class, a scene) and never judged for the issue.

@@ -61,14 +61,14 @@ def test_cloud_signal_flags_cloud_and_contamination():
     vec = _cluster(rng, rng.normal(size=16), 60)
     white = np.clip(rng.normal(0.02, 0.01, 60), 0, 1)
     white[[3, 17, 42]] = [0.97, 0.95, 0.99]  # three white (clouded) pictures, embeddings ordinary
-    res = score_outliers(vec, _items(60, brightness=0.4, white_share=white, contrast=0.2, blur=0.2, clipped=0.0))
+    res = score_outliers(vec, _items(60, brightness=0.4, cloud_white=white, contrast=0.2, blur=0.2, clipped=0.0))
     assert set(res["path"].head(3)) == {"/data/img_042.png", "/data/img_003.png", "/data/img_017.png"}
     assert res["is_cloud"].sum() == 3 and res["is_cloud"].head(3).all()
     assert all(i.startswith("cloud") for i in res["issues"].head(3))
     assert res["cloud_score"].head(3).min() > 0.98 and res["cloud_score"][3:].max() < 0.2
-    top = score_outliers(vec, _items(60, white_share=white), contamination=0.1)
+    top = score_outliers(vec, _items(60, cloud_white=white), contamination=0.1)
     assert top["is_outlier"].sum() == 6 and top["is_outlier"].head(6).all()
-    only = score_outliers(vec, _items(60, white_share=white), method="signals")
+    only = score_outliers(vec, _items(60, cloud_white=white), method="signals")
     assert only["is_outlier"].sum() == 3 and "novelty_score" not in only.columns
 
 
@@ -149,7 +149,7 @@ def test_outliers_cli_csv_and_gallery(tmp_path, store, page, artifacts):
     header = list(rows[0])
     assert header[:4] == ["path", "score", "is_outlier", "rank"] and "window" not in header
     assert {"issues", "cloud_score", "is_cloud", "novelty_score", "is_novel", "knn_z", "brightness",
-            "white_share"} <= set(header)
+            "white_share", "cloud_white"} <= set(header)
     assert all("cloud" in r["issues"] for r in rows[:3]) and rows[0]["basis"] == "rgb heuristic"
     assert {r["path"].split("/")[-1] for r in rows[:3]} == {"cloud_0.png", "cloud_1.png", "cloud_2.png"}
     assert [r["is_outlier"] for r in rows[:3]] == ["True", "True", "True"]

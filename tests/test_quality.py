@@ -24,8 +24,8 @@ def test_issue_scores_are_absolute_and_flag_at_the_calibrated_threshold():
 
 def test_spectral_tests_win_over_rgb_heuristics_per_item():
     t_s, s_s = CALIBRATION["sig_cloud"]
-    t_w, s_w = CALIBRATION["white_share"]
-    items = pd.DataFrame({"sig_cloud": [t_s + 2 * s_s, np.nan], "white_share": [0.0, t_w + 2 * s_w]})
+    t_w, s_w = CALIBRATION["cloud_white"]
+    items = pd.DataFrame({"sig_cloud": [t_s + 2 * s_s, np.nan], "cloud_white": [0.0, t_w + 2 * s_w]})
     logits, basis = issue_logits(items)
     assert logits["cloud"] == pytest.approx([2.0, 2.0])
     assert basis["cloud"].tolist() == ["spectral", "rgb heuristic"]
@@ -91,26 +91,48 @@ def test_cloud_share_counts_shadowed_cloud_flat_into_nir_not_water_or_vegetation
     assert spectral_signals(half, valid)["cloud"] == pytest.approx(0.5)
 
 
-def test_rgb_veil_needs_a_lift_over_the_whole_picture_not_a_white_background_or_bright_field(shared_data):
-    """Real photos: rice leaves on white backgrounds and bright EuroSAT AnnualCrop fields have a high
-    dark-channel mean (the old RGB haze measure flagged them) but a low veil; the same pictures under a
-    simulated thin cloud (I = J t + A (1 - t), t = 0.5, whitish airlight) are flagged."""
+def _measured_clear_and_covered(paths, airlight, t):
+    """``quality_signals`` of real photos as they are and under a simulated cover I = J t + A (1 - t)."""
     from PIL import Image
 
     from agcurate.embedding.signals import quality_signals
 
-    rice = sorted((shared_data("rice-leaf") / "Bacterial").glob("Bacterial_1[0-4].jpg"))
-    crop = sorted((shared_data("eurosat-rgb") / "images" / "AnnualCrop").glob("AnnualCrop_1[0-4].jpg"))
-    assert len(rice) == 5 and len(crop) == 5
-    airlight = np.array([225, 230, 240], np.float32)
-    clean, veiled = [], []
-    for path in rice + crop:
+    clear, covered = [], []
+    for path in paths:
         rgb = np.asarray(Image.open(path).convert("RGB"))
-        clean.append(quality_signals(rgb))
-        hazed = np.clip(rgb * 0.5 + airlight * 0.5 + 0.5, 0, 255).astype(np.uint8)
-        veiled.append(quality_signals(hazed))
-    clean, veiled = pd.DataFrame(clean), pd.DataFrame(veiled)
+        clear.append(quality_signals(rgb))
+        mixed = rgb * t + np.asarray(airlight, np.float32) * (1 - t) + 0.5
+        covered.append(quality_signals(np.clip(mixed, 0, 255).astype(np.uint8)))
+    return pd.DataFrame(clear), pd.DataFrame(covered)
+
+
+def _rice_on_white(shared_data):
+    rice = sorted((shared_data("rice-leaf") / "Bacterial").glob("Bacterial_1[0-4].jpg"))
+    assert len(rice) == 5
+    return rice
+
+
+def test_rgb_veil_needs_a_lift_over_the_whole_picture_not_a_white_background_or_bright_field(shared_data):
+    """Real photos: rice leaves on white backgrounds and bright EuroSAT AnnualCrop fields have a high
+    dark-channel mean (the old RGB haze measure flagged them) but a low veil; the same pictures under a
+    simulated thin cloud (I = J t + A (1 - t), t = 0.5, whitish airlight) are flagged."""
+    crop = sorted((shared_data("eurosat-rgb") / "images" / "AnnualCrop").glob("AnnualCrop_1[0-4].jpg"))
+    assert len(crop) == 5
+    clean, veiled = _measured_clear_and_covered(_rice_on_white(shared_data) + crop, [225, 230, 240], 0.5)
     assert (clean["dark_channel"][:5] > 0.5).all()  # white backgrounds: a high dark-channel mean
     assert not quality_table(clean)["is_haze"].any()
     assert quality_table(veiled)["is_haze"].all()
     assert (veiled["veil"] > clean["veil"] + 0.2).all()
+
+
+def test_rgb_cloud_needs_grey_surroundings_not_a_white_background_beside_a_vivid_object(shared_data):
+    """Real photos: rice leaves on white backgrounds and close-range maize rows over bright soil have a high
+    white share (the old RGB cloud measure flagged them) but a low ``cloud_white``: the leaf beside the
+    background is vivid, the soil is not bright enough; the same pictures under a simulated thick cloud
+    (I = J t + A (1 - t), t = 0.1, whitish grey) are flagged."""
+    maize = sorted(shared_data("maize-croprow-video").rglob("*.jpg"))[:5]
+    assert len(maize) == 5
+    clean, clouded = _measured_clear_and_covered(_rice_on_white(shared_data) + maize, [235, 238, 242], 0.1)
+    assert (clean["white_share"][:5] > 0.266).sum() >= 3  # white backgrounds: the old test's threshold flagged them
+    assert not quality_table(clean)["is_cloud"].any()
+    assert quality_table(clouded)["is_cloud"].all()

@@ -50,8 +50,8 @@ def pixel_signals(rgb: np.ndarray, small: np.ndarray, nodata: np.ndarray | None 
 
 
 QUALITY_SIDE = 256  # quality signals are measured at native size, shrunk (never enlarged) to this side
-QUALITY_SIGNALS = ("white_share", "clipped", "dark_channel", "veil", "contrast", "blur")
-QUALITY_VERSION = 9.0  # stored as ``quality_v``: rows measured by another version are measured again
+QUALITY_SIGNALS = ("white_share", "cloud_white", "clipped", "dark_channel", "veil", "contrast", "blur")
+QUALITY_VERSION = 10.0  # stored as ``quality_v``: rows measured by another version are measured again
 BLUR_SIDE = 128  # blur is judged at thumbnail size: softness that vanishes there (an upscaled photo) is not blur
 
 
@@ -62,7 +62,11 @@ def quality_signals(rgb: np.ndarray, nodata: np.ndarray | None = None) -> dict[s
     never enlarged, so a 64 px tile does not look blurred): ``white_share`` share of bright (grey >= 0.6),
     neutral pixels, soft: each pixel counts clip((grey - 0.4) / 0.3, 0, 1) x clip((0.2 - S) / 0.1, 0, 1)
     with HSV saturation S (cloud, snow: white or grey, S < 0.1; bright turbid water, sand and soil are
-    coloured, S 0.15-0.25, and no longer count as half white); ``dark_channel``, ``veil`` and
+    coloured, S 0.15-0.25, and no longer count as half white); ``cloud_white`` the RGB cloud measure:
+    the share of brighter neutral pixels (clip((grey - 0.6) / 0.2, 0, 1) x the same neutral weight) times
+    1 - the share of vivid pixels (S > 0.35) among the others (a cloud dims and greys what it does not
+    cover, while a white lab background sits beside a vivid object in focus; room walls, bare soil and
+    concrete are mostly not bright enough); ``dark_channel``, ``veil``, ``cloud_white`` and
     ``white_share`` are NaN for grey input, which has no colour to judge them by;
     ``clipped`` share of pixels with a channel at >= 250
     (over-exposure); ``dark_channel`` mean of the 7 px minimum over channels (He et al.'s dark
@@ -99,12 +103,17 @@ def quality_signals(rgb: np.ndarray, nodata: np.ndarray | None = None) -> dict[s
     sat = cv2.cvtColor(img, cv2.COLOR_RGB2HSV)[:, :, 1].astype(np.float32) / 255.0
     dark = cv2.erode(img.min(axis=2), np.ones((7, 7), np.uint8)).astype(np.float32) / 255.0
     g = gray[valid]
-    white = np.clip((g - 0.4) / 0.3, 0, 1) * np.clip((0.2 - sat[valid]) / 0.1, 0, 1)
+    neutral = np.clip((0.2 - sat[valid]) / 0.1, 0, 1)
+    white = np.clip((g - 0.4) / 0.3, 0, 1) * neutral
+    bright_white = np.clip((g - 0.6) / 0.2, 0, 1) * neutral
+    rest = 1 - bright_white
+    vivid_rest = float((rest * (sat[valid] > 0.35)).sum() / max(float(rest.sum()), 1e-6))
     # grey input (one band shown as grey): equal channels, unless clipped white (a thick cloud)
     grey_input = (np.array_equal(img[:, :, 0], img[:, :, 1]) and np.array_equal(img[:, :, 1], img[:, :, 2])
                   and float(np.mean(g >= 250 / 255)) < 0.5)
     return {
         "white_share": float("nan") if grey_input else float(white.mean()),  # no colour: no whiteness
+        "cloud_white": float("nan") if grey_input else float(bright_white.mean() * (1 - vivid_rest)),
         "clipped": float(np.mean(img[valid].max(axis=1) >= 250)),
         "dark_channel": float("nan") if grey_input else float(dark[valid].mean()),
         "veil": float("nan") if grey_input else float(np.percentile(dark[valid], 5) * (1 - sat[valid].mean())),

@@ -300,7 +300,7 @@ def score_outliers(vectors: np.ndarray, items, *, method: str = "auto", k: int |
     return out
 
 
-MEASURES = ("brightness", "saturation", "sharpness", "nodata", "white_share", "clipped", "dark_channel",
+MEASURES = ("brightness", "saturation", "sharpness", "nodata", "white_share", "cloud_white", "clipped", "dark_channel",
             "veil", "contrast", "blur")
 
 
