@@ -10,7 +10,11 @@ One image must lie (nearly) inside the other: a crop, a thumbnail or a padded co
 overlapping neighbour tile is not. A copy with part of its content erased or overlaid (an edited
 photo, a watermark) scores on the part that still matches, when that part is most of the picture
 and matches almost exactly. A copy scores near 1; two different leaves of one disease or two
-patches of one land-cover class score far lower. OpenCV is imported inside the functions.
+patches of one land-cover class score far lower. Pictures with too few keypoints to align (calm
+water, a dark forest patch, a dim video frame) are aligned densely instead (``_dense_check``:
+template matching of a mid-frequency band over turns, flips, small zooms, shifts, crops and
+padding) and scored on that band evened out, so that one strong edge two pictures share (a shore)
+does not make them copies. OpenCV is imported inside the functions.
 """
 
 from __future__ import annotations
@@ -52,6 +56,19 @@ FAST_VARIANTS = 2    # turns/flips (best 16 x 16 matches first) tried by the qui
 FAST_OVERLAP = 0.9   # ... which accepts a copy shifted by at most this much overlap ...
 FAST_FINE = 0.9      # ... whose fine texture (``Features.fine``) correlates this well, aligned ...
 FAST_FILL = 0.01     # ... and with (nearly) no part black in one picture only (edited: the full check)
+DENSE_POOR = 2 * RICH  # pairs with fewer keypoints on either side are also aligned densely (``_dense_check``)
+DENSE_VARIANTS = 2   # ... as whole frames in this many turns/flips (16 x 16 views of the pictures agreeing best) ...
+DENSE_BAND = (2.0, 8.0)  # ... comparing this band (blur scales in units of the smoothing sigma) ...
+DENSE_ZOOM = tuple(1.0 + 0.02 * np.arange(-3, 4))  # ... at these zooms of the whole frame (recaptures) ...
+DENSE_SHIFT = 0.08   # ... and shifts up to this share of the side ...
+DENSE_CROP = 0.1     # ... or as a crop down to this share of the other's area ...
+DENSE_SIGNAL = 0.5   # band spread (grey levels) each picture needs: below it, nothing but noise to compare
+DENSE_CELL_FLAT = 0.5  # cells of the evened band (``_even``: unit spread) spreading less are left out as flat
+DENSE_FITS = 4       # places scored (surest first: ``_dense_starts``)
+DENSE_CLIMB = 3      # ... and the best of them moved by whole pixels while that scores higher, at most this often
+DENSE_WORK = 0.5     # share of the verification frame the dense check works at (its band is coarse)
+DENSE_UNIQUE = 0.05  # a dense placement must correlate this much better than any shifted by the band's coarse
+#                      scale or more (``_peak``: a road matches itself all along it); else its score is that margin
 # SIFT descriptors (4 x 4 cells x 8 orientations) of the mirrored image: the cell rows reverse and
 # the orientation bins run backwards (checked against descriptors recomputed on a flipped image)
 _IDX = np.arange(128).reshape(4, 4, 8)
@@ -230,29 +247,37 @@ def _frame_share(M: np.ndarray, src: tuple[int, int], dst: tuple[int, int]) -> f
     return float(inter) / max(1e-6, area)
 
 
-def _cells(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> tuple[float, float]:
+def _cells(a: np.ndarray, b: np.ndarray, mask: np.ndarray, flat: float = FLAT) -> tuple[float, float]:
     """Cell by cell on a ``CELLS`` grid: (share of the textured cells that match, correlation of the
-    matching cells together). An edited copy matches everywhere but where it was changed."""
+    matching cells together). An edited copy matches everywhere but where it was changed. (Each
+    cell's sums at once, ``np.add.reduceat``; a cell is judged on its pixels inside ``mask``.)"""
+    share, good = _matching_cells(a, b, mask, flat)
+    return (share, _ncc(a, b, good)) if share else (0.0, 0.0)
+
+
+def _matching_cells(a: np.ndarray, b: np.ndarray, mask: np.ndarray, flat: float = FLAT) -> tuple[float, np.ndarray]:
+    """``_cells``: (share of the textured cells that match, their pixels inside ``mask``)."""
     h, w = a.shape
     ys = np.linspace(0, h, CELLS + 1).astype(int)
     xs = np.linspace(0, w, CELLS + 1).astype(int)
-    good = np.zeros_like(mask)
-    textured = matched = 0
-    for y0, y1 in zip(ys[:-1], ys[1:]):
-        for x0, x1 in zip(xs[:-1], xs[1:]):
-            m = mask[y0:y1, x0:x1]
-            if m.sum() < 0.5 * m.size:
-                continue
-            ca, cb = a[y0:y1, x0:x1][m], b[y0:y1, x0:x1][m]
-            if max(float(ca.std()), float(cb.std())) < FLAT:
-                continue
-            textured += 1
-            if _ncc(ca, cb) >= CELL_MATCH:
-                matched += 1
-                good[y0:y1, x0:x1] |= m
-    if not textured:
-        return 0.0, 0.0
-    return matched / textured, _ncc(a, b, good) if matched else 0.0
+    m = mask.astype(np.float64)
+    x, y = a.astype(np.float64) * m, b.astype(np.float64) * m
+
+    def per_cell(v: np.ndarray) -> np.ndarray:
+        return np.add.reduceat(np.add.reduceat(v, ys[:-1], axis=0), xs[:-1], axis=1)
+
+    n, sx, sy = per_cell(m), per_cell(x), per_cell(y)
+    sxx, syy, sxy = per_cell(x * x), per_cell(y * y), per_cell(x * y)
+    size = np.diff(ys)[:, None] * np.diff(xs)[None, :]
+    nn = np.maximum(n, 1.0)
+    vx = np.maximum(sxx - sx * sx / nn, 0.0)
+    vy = np.maximum(syy - sy * sy / nn, 0.0)
+    cov = sxy - sx * sy / nn
+    textured = (n >= 0.5 * size) & (np.sqrt(np.maximum(vx, vy) / nn) >= flat)
+    corr = cov / np.sqrt(np.maximum(vx * vy, 1e-12))
+    match = textured & (n >= 64) & (corr >= CELL_MATCH)
+    good = np.repeat(np.repeat(match, np.diff(ys), axis=0), np.diff(xs), axis=1) & mask
+    return (float(match.sum()) / float(textured.sum()) if match.any() else 0.0), good
 
 
 def _trimmed(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> tuple[float, float]:
@@ -449,6 +474,8 @@ def _crop_check(fa: Features, fb: Features) -> PairCheck | None:
         if not (h <= bh and w <= bw) or h * w < CROP_AREA * bh * bw or (h, w) == (bh, bw):
             continue
         tmpl = cv2.resize(small.smooth, (w, h), interpolation=cv2.INTER_AREA if f < 1 else cv2.INTER_LINEAR)
+        if float(tmpl.std()) < FLAT:  # a featureless template "matches" anywhere (OpenCV gives it 1)
+            continue
         res = cv2.matchTemplate(big.smooth, tmpl, cv2.TM_CCOEFF_NORMED)
         score = float(res.max())
         if best is None or score > best.score:
@@ -484,7 +511,10 @@ def _fast_accept(fa: Features, fb: Features) -> PairCheck | None:
         smooth, fine, gray = turn(fb.smooth), turn(fb.fine), turn(fb.gray)
         if smooth is None:
             continue
-        (dx, dy), _ = cv2.phaseCorrelate(fa.fine, fine)
+        # Hann-windowed (without, the frame's edges, which a shifted tile's do not share, outweigh the
+        # texture); windowed here: given the window, OpenCV multiplies its first input in place
+        hann = cv2.createHanningWindow((w, h), cv2.CV_32F)
+        (dx, dy), _ = cv2.phaseCorrelate(fa.fine * hann, fine * hann)
         share = max(0.0, w - abs(dx)) * max(0.0, h - abs(dy)) / float(w * h)
         if share < FAST_OVERLAP:
             continue
@@ -505,6 +535,260 @@ def _fast_accept(fa: Features, fb: Features) -> PairCheck | None:
                              mirrored=flip, coverage=share, inside=share,
                              colour=_tone_change(fa.smooth[inner], smooth[inner]))
     return None
+
+
+def _content(gray: np.ndarray) -> np.ndarray:
+    """Pixels that are picture rather than fill: black or white regions (padding, a rotation's
+    corners, an erased part) are left out; the opening keeps dark or bright specks of the picture."""
+    import cv2
+
+    fill = ((gray < FILL_BLACK) | (gray > 255 - FILL_BLACK)).astype(np.uint8)
+    return cv2.morphologyEx(fill, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8)) == 0
+
+
+def _band(x: np.ndarray, valid: np.ndarray, sigma: float) -> np.ndarray:
+    """``DENSE_BAND`` of ``x`` over the ``valid`` pixels only (normalised convolution: fill and
+    erased parts neither count nor bleed into the picture next to them); 0 elsewhere."""
+    import cv2
+
+    v = valid.astype(np.float32)
+    xv = x.astype(np.float32) * v
+    lo, hi = (cv2.GaussianBlur(xv, (0, 0), k * sigma) / np.maximum(cv2.GaussianBlur(v, (0, 0), k * sigma), 1e-3)
+              for k in DENSE_BAND)
+    return (lo - hi) * v
+
+
+def _even(band: np.ndarray, valid: np.ndarray, sigma: float) -> np.ndarray:
+    """``band`` divided by its local spread (over ``DENSE_BAND[1]`` sigmas, softened by
+    ``DENSE_SIGNAL`` so that noise in flat parts is not blown up): every part of the picture counts
+    alike, so a correlation is not carried by one strong edge (a shore, a road) that two different
+    pictures can share."""
+    import cv2
+
+    s = DENSE_BAND[1] * sigma
+    v = valid.astype(np.float32)
+    local = cv2.GaussianBlur(band * band, (0, 0), s) / np.maximum(cv2.GaussianBlur(v, (0, 0), s), 1e-3)
+    return band / np.sqrt(local + DENSE_SIGNAL ** 2)
+
+
+def _box(g: np.ndarray) -> tuple[int, int, int, int]:
+    """(x0, y0, x1, y1) of the picture inside ``g``: the frame less any fill around it (padding)."""
+    c = _content(g)
+    rows, cols = np.flatnonzero(c.any(axis=1)), np.flatnonzero(c.any(axis=0))
+    if not len(rows):
+        return 0, 0, g.shape[1], g.shape[0]
+    return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
+
+
+def _boxes(g: np.ndarray) -> list[tuple[int, int, int, int]]:
+    """The whole frame and, when padding shrinks it by more than 2%, the picture inside."""
+    h, w = g.shape
+    b = _box(g)
+    inner = (b[2] - b[0]) * (b[3] - b[1]) < 0.98 * h * w
+    return [(0, 0, w, h)] + ([b] if inner and (b[2] - b[0]) * (b[3] - b[1]) >= CROP_AREA * h * w else [])
+
+
+def _dense_starts(a: np.ndarray, gb: np.ndarray, f: float, sigma: float,
+                  whole: bool) -> list[tuple[float, np.ndarray]]:
+    """Where ``gb`` (a turn/flip of the second picture) could lie on ``a`` (the first), as (band
+    correlation there, 2 x 3 matrix from ``gb``'s pixels to ``a``'s). With ``whole``: one frame
+    (or the picture inside its padding, ``_boxes``) on the other, at each zoom of ``DENSE_ZOOM``,
+    shifted by up to ``DENSE_SHIFT`` where the bands correlate best (phase correlation was tried
+    and fails on bands with erased parts); always: when one lies inside the other at the scale of
+    their original pixels (``f``: ``gb``'s pixels to ``a``'s; a crop), where template matching
+    puts it."""
+    import cv2
+
+    h, w = a.shape
+    ca = _content(a)
+    r = int(np.ceil(DENSE_BAND[0] * sigma))
+    disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
+    starts = []
+    for sx0, sy0, sx1, sy1 in (_boxes(gb) if whole else []):
+        for dx0, dy0, dx1, dy1 in _boxes(a):
+            sw, sh, dw, dh = sx1 - sx0, sy1 - sy0, dx1 - dx0, dy1 - dy0
+            if abs(sh / sw - dh / dw) > 0.05 * dh / dw:
+                continue
+            my, mx = max(1, round(DENSE_SHIFT * dh)), max(1, round(DENSE_SHIFT * dw))
+            if dh - 2 * my < 8 or dw - 2 * mx < 8:
+                continue
+            cx, cy = (dx0 + dx1) / 2, (dy0 + dy1) / 2
+            for z in DENSE_ZOOM:
+                kx = ky = z * float(np.sqrt(dw * dh / float(sw * sh)))  # box onto box (one scale), zoomed
+                M = np.float32([[kx, 0, cx - kx * (sx0 + sx1) / 2], [0, ky, cy - ky * (sy0 + sy1) / 2]])
+                wgb = cv2.warpAffine(gb, M, (w, h), flags=cv2.INTER_LINEAR, borderValue=0)
+                inb = cv2.warpAffine(np.ones_like(gb, np.uint8), M, (w, h), flags=cv2.INTER_NEAREST, borderValue=0) > 0
+                both = ca & _content(wgb) & inb  # both bands over the same pixels: an erased part is in neither ...
+                keep = cv2.erode(both.astype(np.uint8), disc, borderType=cv2.BORDER_CONSTANT, borderValue=0)
+                ba, bb = (_band(x, both, sigma) * keep for x in (a, wgb))  # ... nor the edges next to it
+                # the inner part of the placed second picture, shifted over the first by up to DENSE_SHIFT
+                y0, y1, x0, x1 = max(0, dy0 - my), min(h, dy1 + my), max(0, dx0 - mx), min(w, dx1 + mx)
+                res = cv2.matchTemplate(np.ascontiguousarray(ba[y0:y1, x0:x1]),
+                                        np.ascontiguousarray(bb[dy0 + my:dy1 - my, dx0 + mx:dx1 - mx]),
+                                        cv2.TM_CCOEFF_NORMED)
+                _, c, _, (x, y) = cv2.minMaxLoc(np.nan_to_num(res, nan=-1.0))
+                M[:, 2] += (x0 + x - dx0 - mx, y0 + y - dy0 - my)
+                starts.append((c, M))
+    for inner in (True, False):  # the second inside the first (a crop of it), or the reverse
+        big, small, m = (a, gb, f) if inner else (gb, a, 1 / f)
+        th, tw = round(small.shape[0] * m), round(small.shape[1] * m)
+        bh, bw = big.shape
+        x0, y0, x1, y1 = _box(big)  # a crop is of the picture, not of padding around it
+        if th > bh or tw > bw or th * tw < DENSE_CROP * (x1 - x0) * (y1 - y0) or th * tw > 0.95 * bh * bw \
+                or min(th, tw) < 8:
+            continue
+        t = cv2.resize(small, (tw, th), interpolation=cv2.INTER_AREA if m < 1 else cv2.INTER_LINEAR)
+        res = cv2.matchTemplate(_band(big, _content(big), sigma), _band(t, _content(t), sigma), cv2.TM_CCOEFF_NORMED)
+        _, c, _, (x, y) = cv2.minMaxLoc(np.nan_to_num(res, nan=-1.0))
+        M = np.float32([[f, 0, x], [0, f, y]]) if inner else np.float32([[f, 0, -x * f], [0, f, -y * f]])
+        starts.append((c, M))
+    return starts
+
+
+def _dense_score(
+a: np.ndarray, gb: np.ndarray, M: np.ndarray, sigma: float) -> PairCheck:
+    """``gb`` aligned onto ``a`` by ``M`` and compared on ``DENSE_BAND``, evened (``_even``), over
+    the pixels that are picture in both (edges of the overlap and of erased parts left out); with a
+    watermark or caption, on the cells that match (``_cells``). Nothing to compare (flat band, too
+    little overlap): score 0."""
+    import cv2
+
+    h, w = a.shape
+    scale = float(np.hypot(M[0, 0], M[1, 0]))
+    inside = _frame_share(M, gb.shape, (h, w))
+    coverage = _frame_share(cv2.invertAffineTransform(M), (h, w), gb.shape)
+    check = PairCheck(0.0, "dense", 0, float(np.degrees(np.arctan2(M[1, 0], M[0, 0]))), scale, 0.0,
+                      coverage=coverage, inside=inside)
+    if max(inside, coverage) < CONTAIN:  # neither lies inside the other: neighbours, not copies
+        return check
+    wgb = cv2.warpAffine(gb, M, (w, h), flags=cv2.INTER_LINEAR, borderValue=0)
+    frame = cv2.warpAffine(np.ones_like(gb, np.uint8), M, (w, h), flags=cv2.INTER_NEAREST, borderValue=0) > 0
+    ca, cb = _content(a), _content(wgb)
+    both = ca & cb & frame
+    r = int(np.ceil(DENSE_BAND[0] * sigma))
+    disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
+    mask = cv2.erode(both.astype(np.uint8), disc, borderType=cv2.BORDER_CONSTANT, borderValue=0) > 0
+    n_frame = np.count_nonzero(frame)
+    check.overlap = float(n_frame) / max(1.0, min(float(h * w), gb.size * scale * scale))
+    # picture in one and fill in the other, within the overlap: erased (an edited copy)
+    check.edited = float(np.count_nonzero(frame & (ca != cb))) / max(1, np.count_nonzero(frame & (ca | cb)))
+    if np.count_nonzero(mask) < max(64, (1.0 - PARTIAL_SHARE) * n_frame):
+        return check
+    ba, bb = _band(a, both, sigma), _band(wgb, both, sigma)
+    if min(float(ba[mask].std()), float(bb[mask].std())) < DENSE_SIGNAL:
+        return check
+    ba, bb = (_even(x, both, sigma) for x in (ba, bb))
+    check.score = _ncc(ba, bb, mask)
+    if check.score < SURE:
+        share, part = _cells(ba, bb, mask, DENSE_CELL_FLAT)  # a caption or an erased part: cell by cell
+        if share >= PARTIAL_SHARE and part > check.score:
+            check.score, check.edited = part, max(check.edited, 1.0 - share)
+    sa, sb = (cv2.GaussianBlur(x.astype(np.float32), (0, 0), sigma)[mask] for x in (a, wgb))
+    check.colour = _tone_change(sa, sb)
+    return check
+
+
+def _dense_check(fa: Features, fb: Features) -> PairCheck:
+    """Keypoint-poor pairs (smooth water, a dark frame): aligned densely instead, at ``DENSE_WORK``
+    of the verification frame. ``fb`` in each of its eight turns/flips is placed on ``fa`` as a crop
+    of it (or ``fa`` on ``fb``), and in its ``DENSE_VARIANTS`` likeliest ones (16 x 16 views of the
+    pictures inside any padding compared) and as it is, as a whole frame, zoomed a little and
+    shifted, also onto the picture inside a padded frame (``_dense_starts``); the ``DENSE_FITS``
+    places where the bands correlate best are compared on a band of mid frequencies, evened out
+    (``_dense_score``), and the best moved by whole pixels while it gains: what a copy keeps
+    through JPEG noise, a colour curve and small shifts, and a look-alike of the same class (calm
+    water, a field, a shore) does not share. (ECC refinement was tried: on such weak texture its
+    affine fit drifts into stretched local optima.)"""
+    import cv2
+
+    def shrink(g: np.ndarray) -> np.ndarray:
+        size = (max(8, round(g.shape[1] * DENSE_WORK)), max(8, round(g.shape[0] * DENSE_WORK)))
+        return cv2.resize(g, size, interpolation=cv2.INTER_AREA)
+
+    def view(g: np.ndarray) -> np.ndarray:  # 16 x 16 of the picture inside any padding, unit length
+        x0, y0, x1, y1 = _box(g)
+        t = cv2.resize(g[y0:y1, x0:x1].astype(np.float32), (16, 16), interpolation=cv2.INTER_AREA)
+        t -= t.mean()
+        return t / max(1e-6, float(np.linalg.norm(t)))
+
+    sigma = DENSE_WORK * max(BLUR_SIGMA, fa.scale, fb.scale * max(fa.gray.shape) / max(fb.gray.shape))
+    a = shrink(fa.gray)
+    turns = {(flip, k): shrink(np.ascontiguousarray(np.rot90(fb.gray[:, ::-1] if flip else fb.gray, k)))
+             for flip in (False, True) for k in range(4)}
+    va = view(a)
+    likely = sorted(turns, key=lambda t: -float((va * view(turns[t])).sum()))[:DENSE_VARIANTS]
+    starts = []
+    for (flip, k), gb in turns.items():
+        whole = (flip, k) in likely or (flip, k) == (False, 0)
+        starts += [(c, flip, k, gb, M) for c, M in _dense_starts(a, gb, fa.scale / fb.scale, sigma, whole)]
+    best, place = PairCheck(0.0, "dense"), None
+    for _, flip, k, gb, M in sorted(starts, key=lambda s: -s[0])[:DENSE_FITS]:
+        c = _dense_score(a, gb, M, sigma)
+        if c.score > best.score:
+            best, place = c, (flip, k, gb, M)
+    if place is None:
+        return best
+    flip, k, gb, M = place
+    for _ in range(DENSE_CLIMB):  # the start's shift is whole pixels of a slightly different measure:
+        moves = [(c, M2) for M2 in (M + np.float32([[0, 0, dx], [0, 0, dy]])  # a few steps uphill
+                                    for dx in (-1, 0, 1) for dy in (-1, 0, 1) if dx or dy)
+                 for c in (_dense_score(a, gb, M2, sigma),)]
+        c, M2 = max(moves, key=lambda m: m[0].score)
+        if c.score <= best.score:
+            break
+        best, M = c, M2
+    best.mirrored = flip
+    best.rotation = (best.rotation - 90.0 * k) % 360.0
+    # aperture: a 1-D structure (a straight road) matches itself at any shift along it, so a dense
+    # alignment proves a copy only when it is unique (``_peak``); if not, its score is that margin
+    peak = _peak(a, gb, M, sigma)
+    if peak < DENSE_UNIQUE:
+        best.score = min(best.score, peak)
+    return best
+
+
+def _peak(a: np.ndarray, gb: np.ndarray, M: np.ndarray, sigma: float) -> float:
+    """How far the dense placement ``M`` of ``gb`` on ``a`` stands above its rivals: the evened
+    band correlation (``_dense_score``'s measure, over the matching cells when a caption or an
+    erased part differs) over shifts of up to 1.5 x the band's coarse scale (``DENSE_BAND[1]``
+    sigmas) around it (``cv2.matchTemplate``): best nearer than that scale less best beyond it. A
+    copy's band has decorrelated by then in every direction, so it peaks where it was cut (margins
+    0.10-0.87 on copies of the dense tests and the wild benchmark, the least a dim highway frame
+    with an erased part); tiles cut at different places along a straight road correlate as well
+    shifted along the road as where they were matched (margins 0.00-0.007 on the scale benchmark's
+    8 road pairs): their alignment proves nothing (the aperture problem). Rivals count only where
+    compared on >= 90% of the template's pixels (not over padding); 1.0 when the overlap is under
+    three coarse scales wide beyond the search, too small to tell."""
+    import cv2
+
+    h, w = a.shape
+    wgb = cv2.warpAffine(gb, M, (w, h), flags=cv2.INTER_LINEAR, borderValue=0)
+    frame = cv2.warpAffine(np.ones_like(gb, np.uint8), M, (w, h), flags=cv2.INTER_NEAREST, borderValue=0) > 0
+    ca = _content(a)
+    both = ca & _content(wgb) & frame
+    ys, xs = np.nonzero(both)
+    r = DENSE_BAND[1] * sigma  # the band's coarse scale: a copy's band has decorrelated by then
+    R = int(np.ceil(1.5 * r))
+    if not len(ys) or min(ys.max() + 1 - ys.min(), xs.max() + 1 - xs.min()) - 2 * R < max(16.0, 3 * r):
+        return 1.0  # a template under three coarse scales wide: a rival shift would leave too little of it
+    y0, y1, x0, x1 = ys.min() + R, ys.max() + 1 - R, xs.min() + R, xs.max() + 1 - R
+    ba = _even(_band(a, ca, sigma), ca, sigma) * ca  # the first picture wherever the second may shift to
+    bb = _even(_band(wgb, both, sigma), both, sigma) * both
+    share, good = _matching_cells(ba * both, bb, both, DENSE_CELL_FLAT)  # a caption or an erased part is no rival
+    tm = (good if share >= PARTIAL_SHARE and good[y0:y1, x0:x1].sum() >= 64 else both)[y0:y1, x0:x1]
+    tm = np.ascontiguousarray(tm, dtype=np.float32)
+    if tm.sum() < 64:
+        return 1.0
+    win = (slice(y0 - R, y1 + R), slice(x0 - R, x1 + R))
+    res = np.nan_to_num(cv2.matchTemplate(np.ascontiguousarray(ba[win]), np.ascontiguousarray(bb[y0:y1, x0:x1]),
+                                          cv2.TM_CCORR_NORMED, mask=tm), nan=-1.0)
+    # a shift only rivals when compared on (almost) as many pixels: not over padding or the edge
+    seen = cv2.matchTemplate(np.ascontiguousarray(ca[win], dtype=np.float32), tm, cv2.TM_CCORR) / float(tm.sum())
+    yy, xx = np.mgrid[-R:R + 1, -R:R + 1]
+    near, far = (np.hypot(yy, xx) < r) & (seen >= 0.9), (np.hypot(yy, xx) >= r) & (seen >= 0.9)
+    if not near.any() or not far.any() or res[near].max() <= 0:
+        return 1.0  # nothing to tell by
+    return max(0.0, float(res[near].max() - res[far].max()))
 
 
 def _tone_change(a: np.ndarray, b: np.ndarray) -> bool:
@@ -567,10 +851,17 @@ def compare(fa: Features, fb: Features) -> PairCheck:
     flat = max(float(fa.smooth.std()), float(fb.smooth.std())) < FLAT
     if fa.chroma is not None and fb.chroma is not None:
         dc = float(np.abs(fa.chroma - fb.chroma).max())
-        if dc > MAX_CHROMA or (flat and dc > FLAT_CHROMA):
+        if dc > MAX_CHROMA:
             return PairCheck(0.0, "colour")
-    best = _fast_accept(fa, fb) or _either_way(fa, fb)  # a whole-picture copy needs no keypoints
-    if best.score < SURE:
+    if flat and dc > FLAT_CHROMA:  # two flat pictures of other colours: only their texture can tell
+        best = _dense_check(fa, fb)
+    else:
+        best = _fast_accept(fa, fb) or _either_way(fa, fb)  # a whole-picture copy needs no keypoints
+        if best.score < SURE and min(len(fa.points), len(fb.points)) < DENSE_POOR:
+            dense = _dense_check(fa, fb)  # too few keypoints to align: densely
+            if dense.score > best.score:
+                best = dense
+    if best.score < SURE and best.method != "dense":
         flip = _either_way(fa, mirrored(fb))
         if flip.score > best.score:
             best = flip
