@@ -57,8 +57,8 @@ def register(app: typer.Typer) -> None:
         if len(flagged) > 15:
             con.print(f"... and {len(flagged) - 15} more")
         if "basis" in scored.columns and (scored["basis"] == "rgb heuristic").any():
-            con.print("cloud and haze of RGB-only items come from RGB heuristics (brightness, whiteness, dark "
-                      "channel); multi-band input gets spectral tests")
+            con.print("cloud and haze of RGB-only items come from RGB heuristics (bright neutral share, "
+                      "dark-channel veil); multi-band input gets spectral tests")
         counts = _issue_counts(scored)
         if counts:
             con.print("flagged issues: " + ", ".join(f"{w} {n}" for w, n in counts.items()))
