@@ -110,3 +110,21 @@ def test_white_share_counts_neutral_pixels_not_bright_coloured_ones():
     assert q["white_share"] == pytest.approx(0.5 * (1 + (0.2 - 35 / 205) / 0.1), abs=0.02)  # beige counts 0.3
     beige = quality_signals(np.full((40, 40, 3), (190, 175, 140), np.uint8))  # saturation 0.26
     assert beige["white_share"] == 0.0
+
+
+def test_veil_is_the_darkest_pixels_and_pixels_without_data_do_not_darken_it():
+    from agcurate.embedding.signals import quality_signals
+
+    rgb = np.full((256, 256, 3), (150, 160, 170), np.uint8)
+    assert quality_signals(rgb)["veil"] == pytest.approx(150 / 255, abs=1e-6)
+    rgb[100, 100] = 0  # one dead pixel does not count
+    assert quality_signals(rgb)["veil"] == pytest.approx(150 / 255, abs=1e-6)
+    rgb[30:34, 30:34] = 20  # one dark object anywhere: no veil over the whole picture
+    assert quality_signals(rgb)["veil"] == pytest.approx(20 / 255, abs=1e-6)
+    framed = np.full((64, 64, 3), (150, 160, 170), np.uint8)
+    framed[:, :8] = 0  # a no-data border beside the valid pixels
+    nodata = np.zeros((64, 64), bool)
+    nodata[:, :8] = True
+    q = quality_signals(framed, nodata)
+    assert q["veil"] == pytest.approx(150 / 255, abs=1e-6)
+    assert q["dark_channel"] == pytest.approx(150 / 255, abs=1e-6)

@@ -51,7 +51,7 @@ def pixel_signals(rgb: np.ndarray, small: np.ndarray, nodata: np.ndarray | None 
 
 QUALITY_SIDE = 256  # quality signals are measured at native size, shrunk (never enlarged) to this side
 QUALITY_SIGNALS = ("white_share", "cloud_white", "clipped", "dark_channel", "veil", "contrast", "blur")
-QUALITY_VERSION = 10.0  # stored as ``quality_v``: rows measured by another version are measured again
+QUALITY_VERSION = 11.0  # stored as ``quality_v``: rows measured by another version are measured again
 BLUR_SIDE = 128  # blur is judged at thumbnail size: softness that vanishes there (an upscaled photo) is not blur
 
 
@@ -70,10 +70,13 @@ def quality_signals(rgb: np.ndarray, nodata: np.ndarray | None = None) -> dict[s
     ``white_share`` are NaN for grey input, which has no colour to judge them by;
     ``clipped`` share of pixels with a channel at >= 250
     (over-exposure); ``dark_channel`` mean of the 7 px minimum over channels (He et al.'s dark
-    channel, high under haze, but also on bright scenes and white backgrounds); ``veil`` the RGB haze
-    measure: the 5th percentile of that dark channel (a veil lifts the darkest pixels of the whole
-    picture, while a white background, sky or bright roofs leave dark objects elsewhere) times
-    1 - mean HSV saturation (a veil of white airlight washes colour out; bright fields keep theirs);
+    channel, high under haze, but also on bright scenes and white backgrounds; pixels without data do
+    not darken their neighbours); ``veil`` the RGB haze measure: the darkest pixels' darkest channel,
+    the 0.01th percentile of the per-pixel minimum over channels (a few pixels of a 256 px picture, so a
+    stray dead pixel does not count; a veil I = J t + A (1 - t) lifts every pixel by at least
+    A (1 - t), so one dark object anywhere rules it out: grey rooms and asphalt, white backgrounds, sky
+    and bright roofs leave some dark object, a tyre, a shadow, a doorway, while a veil over a dark
+    scene lifts them all);
     ``contrast`` standard deviation of grey (0-1; low = flat); ``blur``
     the no-reference blur metric of Crete-Roffet et al. (2007) at ``BLUR_SIDE`` (area filter, never
     enlarged): how little a 9-tap blur lowers the
@@ -101,7 +104,9 @@ def quality_signals(rgb: np.ndarray, nodata: np.ndarray | None = None) -> dict[s
         return {**{k: float("nan") for k in QUALITY_SIGNALS}, "quality_v": QUALITY_VERSION}
     gray = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY).astype(np.float32) / 255.0
     sat = cv2.cvtColor(img, cv2.COLOR_RGB2HSV)[:, :, 1].astype(np.float32) / 255.0
-    dark = cv2.erode(img.min(axis=2), np.ones((7, 7), np.uint8)).astype(np.float32) / 255.0
+    low = img.min(axis=2)
+    low[~valid] = 255  # pixels without data do not darken the dark channel of their neighbours
+    dark = cv2.erode(low, np.ones((7, 7), np.uint8)).astype(np.float32) / 255.0
     g = gray[valid]
     neutral = np.clip((0.2 - sat[valid]) / 0.1, 0, 1)
     white = np.clip((g - 0.4) / 0.3, 0, 1) * neutral
@@ -116,7 +121,7 @@ def quality_signals(rgb: np.ndarray, nodata: np.ndarray | None = None) -> dict[s
         "cloud_white": float("nan") if grey_input else float(bright_white.mean() * (1 - vivid_rest)),
         "clipped": float(np.mean(img[valid].max(axis=1) >= 250)),
         "dark_channel": float("nan") if grey_input else float(dark[valid].mean()),
-        "veil": float("nan") if grey_input else float(np.percentile(dark[valid], 5) * (1 - sat[valid].mean())),
+        "veil": float("nan") if grey_input else float(np.percentile(low[valid], 0.01)) / 255.0,
         "contrast": float(g.std()),
         "blur": blur_metric(_shrunk(gray, BLUR_SIDE)),
         "quality_v": QUALITY_VERSION,

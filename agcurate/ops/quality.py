@@ -21,15 +21,18 @@ RGB-only input uses heuristics, named as such in the ``basis`` column:
 coloured surfaces such as turbid water or sand do not count, times 1 - the share of vivid pixels among
 the rest (a cloud dims and greys what it does not cover, while a white lab background sits beside a vivid
 object in focus; room walls and bare soil are mostly dimmer); its threshold is set for precision on mixed
-content (RGB cannot tell cloud from snow: a snow field is
-reported as cloud), ``haze`` the veil: the 5th percentile of the dark channel (He et al. 2009) times 1 - mean
-saturation, so the lift must reach nearly the whole picture and wash its colour out (the dark channel's
-mean alone reads white backgrounds, sky and bright fields as haze); its threshold is set for precision
-on mixed content (photos, video frames, land-cover tiles), so faint veils on dark scenes are missed.
+content (RGB cannot tell cloud from snow: a snow field is reported as cloud), ``haze`` the veil: the
+darkest pixels' darkest channel (the floor of He et al.'s 2009 dark channel), so the lift must reach
+every pixel of the picture (a veil lifts every pixel; one dark object anywhere, a shadow or a tyre in a
+grey room or car park, rules it out, where the dark channel's mean reads white backgrounds, sky and
+bright fields as haze); its threshold is set for precision on mixed content (photos, video frames,
+land-cover tiles), so faint veils on dark scenes are missed, while bright fields or dense roofs with no
+dark patch of their own can read as veiled.
 Every item, either way: ``nodata``
 (share of pixels without data), ``dark`` (mean brightness), ``overexposed`` (share of clipped pixels),
 ``blurry`` (Crete-Roffet blur metric at 128 px thumbnail size), ``flat`` (grey standard deviation, low
-information: calm open water reads as flat too). Where a measure is absent (an old store row) the issue is NaN and not flagged.
+information: calm open water reads as flat too). Where a measure is absent (an old store row) the issue
+is NaN and not flagged.
 """
 
 from __future__ import annotations
@@ -72,8 +75,8 @@ CALIBRATION: dict[str, tuple[float, float]] = {
     "sig_cloud": (0.0552, 0.0206),
     "cloud_white": (0.352, 0.0438),  # best worse-of-two of precision and recall over all sets' items
     "sig_cirrus": (0.012, 0.003),  # no labelled data: Sen2Cor's thin-cirrus reflectance, literature scale
-    "sig_dark_object": (0.0829, 0.00732),
-    "veil": (0.372, 0.0415),  # best worse-of-two of precision and recall over all sets' items
+    "sig_dark_object": (0.0725, 0.00711),
+    "veil": (0.438, 0.0309),  # best worse-of-two of precision and recall over all sets' items
     "sig_snow": (0.488, 0.289),
     "nodata": (0.109, 0.0137),
     "brightness": (0.176, 0.0193),
