@@ -14,7 +14,11 @@ patches of one land-cover class score far lower. Pictures with too few keypoints
 water, a dark forest patch, a dim video frame) are aligned densely instead (``_dense_check``:
 template matching of a mid-frequency band over turns, flips, small zooms, shifts, crops and
 padding) and scored on that band evened out, so that one strong edge two pictures share (a shore)
-does not make them copies. OpenCV is imported inside the functions.
+does not make them copies; the whole-picture turn checks must hold on that band too, and fill
+(padding, an erased box) is left out of every correlation, so two pictures with fill in the same
+place do not correlate through it. A strong colour grade (mean colours moved by more than
+``MAX_CHROMA``) counts only when keypoints align the pair and every colour channel of one maps onto
+the other's through a monotone curve (``_graded``). OpenCV is imported inside the functions.
 """
 
 from __future__ import annotations
@@ -31,7 +35,8 @@ MIN_INLIERS = 10     # RANSAC inliers needed to trust a keypoint alignment
 CONTAIN = 0.85       # share of one image's frame that must lie inside the other's (crop, not neighbour)
 BLUR_SIGMA = 2.0     # both sides are low-passed alike, so a blurred copy still correlates
 RICH = 30            # keypoints an image needs before a failed keypoint alignment counts against it
-MAX_CHROMA = 0.15    # mean colour shares of a textured copy stay this close (a colour grade moves them less)
+MAX_CHROMA = 0.15    # mean colour shares of a copy mostly stay this close; beyond (a strong grade or another
+#                      picture) only a keypoint alignment that also holds channel by channel counts (``_graded``)
 FLAT = 4.0           # grey-level spread below which correlation means little (water, bare soil)
 FLAT_CHROMA = 0.015  # ... and colours must agree this closely instead
 FILL_BLACK = 8       # grey level under which a pixel may be the black fill of a rotation
@@ -67,6 +72,8 @@ DENSE_CELL_FLAT = 0.5  # cells of the evened band (``_even``: unit spread) sprea
 DENSE_FITS = 4       # places scored (surest first: ``_dense_starts``)
 DENSE_CLIMB = 3      # ... and the best of them moved by whole pixels while that scores higher, at most this often
 DENSE_WORK = 0.5     # share of the verification frame the dense check works at (its band is coarse)
+COLOUR_SIDE = 128    # a copy whose mean colours moved more than MAX_CHROMA (a strong grade) must align by
+#                      keypoints and then correlate channel by channel, on views this long (or the original's size)
 DENSE_UNIQUE = 0.05  # a dense placement must correlate this much better than any shifted by the band's coarse
 #                      scale or more (``_peak``: a road matches itself all along it); else its score is that margin
 # SIFT descriptors (4 x 4 cells x 8 orientations) of the mirrored image: the cell rows reverse and
@@ -95,6 +102,7 @@ class PairCheck:
     inside: float = 1.0
     edited: float = 0.0
     colour: bool = False
+    transform: np.ndarray | None = field(default=None, repr=False)  # 2 x 3, second frame -> first (keypoints)
 
 
 @dataclass
@@ -110,6 +118,7 @@ class Features:
     scale: float = 1.0    # resize factor from the original pixels to ``gray``
     chroma: np.ndarray | None = None  # mean r, g, b shares: kept by brightness changes, not by a new scene
     tiny: np.ndarray | None = None    # 16 x 16 squeezed, zero-mean unit vector: a cheap first look
+    colour: np.ndarray | None = None  # RGB, longer side ``COLOUR_SIDE``: a grade is checked channel by channel
     _mirror: "Features | None" = field(default=None, repr=False)
     _of: "Features | None" = field(default=None, repr=False)  # the unflipped image (of a ``mirrored``)
     _fine: np.ndarray | None = field(default=None, repr=False)
@@ -155,7 +164,7 @@ class Features:
 
     def nbytes(self) -> int:
         return int(self.gray.nbytes + self.smooth.nbytes
-                   + sum(x.nbytes for x in (self._points, self._desc, self._fine) if x is not None))
+                   + sum(x.nbytes for x in (self._points, self._desc, self._fine, self.colour) if x is not None))
 
 
 def _sift(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
@@ -182,14 +191,17 @@ def features(rgb: np.ndarray, side: int = SIDE) -> Features:
     g = cv2.resize(np.ascontiguousarray(gray, dtype=np.uint8), size, interpolation=interp)
     gf = g.astype(np.float32)
     sigma = max(BLUR_SIGMA, s)  # at least one original pixel: JPEG blocks of a small image vanish
-    chroma = None
+    chroma = colour = None
     if rgb.ndim == 3:
         c = np.ascontiguousarray(rgb[:, :, :3])
         # black or white fill (letterbox, padding, an erased part) is no colour of the picture
         fill = (c.max(axis=2) < FILL_BLACK) | (c.min(axis=2) > 255 - FILL_BLACK)
         m = np.asarray(cv2.mean(c, mask=None if fill.all() else (~fill).astype(np.uint8)))[:3]
         chroma = m / max(1e-6, float(m.sum()))
-    return Features(g, cv2.GaussianBlur(gf, (0, 0), sigma), scale=s, chroma=chroma, tiny=_tiny(gf))
+        k = min(1.0, COLOUR_SIDE / float(max(h, w)))
+        colour = cv2.resize(c, (max(8, round(w * k)), max(8, round(h * k))), interpolation=cv2.INTER_AREA)
+        colour = cv2.GaussianBlur(colour, (0, 0), 0.6)  # JPEG's coarse colour blocks, as a copy's blur
+    return Features(g, cv2.GaussianBlur(gf, (0, 0), sigma), scale=s, chroma=chroma, tiny=_tiny(gf), colour=colour)
 
 
 def _tiny(g: np.ndarray) -> np.ndarray:
@@ -206,7 +218,8 @@ def mirrored(f: Features) -> Features:
     if f._mirror is None:
         f._mirror = Features(np.ascontiguousarray(f.gray[:, ::-1]), np.ascontiguousarray(f.smooth[:, ::-1]),
                              scale=f.scale, chroma=f.chroma,
-                             tiny=np.ascontiguousarray(f.tiny[:, ::-1]) if f.tiny is not None else None, _of=f)
+                             tiny=np.ascontiguousarray(f.tiny[:, ::-1]) if f.tiny is not None else None,
+                             colour=np.ascontiguousarray(f.colour[:, ::-1]) if f.colour is not None else None, _of=f)
     return f._mirror
 
 
@@ -355,7 +368,7 @@ def _keypoint_check(fa: Features, fb: Features) -> PairCheck | None:
     valid = cv2.erode(valid, np.ones((7, 7), np.uint8))
     area_b = fb.gray.size * scale * scale
     overlap = float(np.count_nonzero(valid)) / max(1.0, min(float(fa.gray.size), area_b))
-    check = PairCheck(0.0, "keypoints", n_in, angle, scale, overlap, coverage=coverage, inside=inside)
+    check = PairCheck(0.0, "keypoints", n_in, angle, scale, overlap, coverage=coverage, inside=inside, transform=M)
     if max(inside, coverage) < CONTAIN:  # neither lies inside the other: neighbours, not copies
         return check
     # corners filled by a rotation are not content: ignore pixels that are black in one image and
@@ -387,20 +400,71 @@ def _keypoint_check(fa: Features, fb: Features) -> PairCheck | None:
     return check
 
 
-def _rotation_check(fa: Features, fb: Features) -> PairCheck:
+def _near(x: np.ndarray, r: int) -> np.ndarray:
+    """``x`` (bool) widened by a disc of radius ``r``."""
+    import cv2
+
+    if r <= 0 or not x.any():
+        return x
+    return cv2.dilate(x.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))) > 0
+
+
+def _picture_mask(ga: np.ndarray, gb: np.ndarray, r: int, inner: np.ndarray | None = None) -> np.ndarray:
+    """Pixels of two aligned grey frames that are picture in both and at least ``r`` away from
+    fill in either (padding bars, an erased box, a rotation's corners; their smoothed edges bleed
+    into the picture), and ``3 r`` away from fill in both: two pictures with fill in the same place
+    (two padded or two edited copies of different flat patches) share its outline and its JPEG
+    ringing, which must not make them correlate."""
+    ca, cb = _content(ga), _content(gb)
+    mask = ~(_near(~(ca & cb), r) | _near(~ca & ~cb, 3 * r))
+    return mask & inner if inner is not None else mask
+
+
+def _evened_ncc(ga: np.ndarray, gb: np.ndarray, mask: np.ndarray, sigma: float, work: float = DENSE_WORK) -> float:
+    """The dense check's measure for two aligned grey frames (``DENSE_BAND`` of the picture in
+    both, evened by ``_even``, at ``work`` of the frame, whose smoothing scale is ``sigma``)
+    correlated over ``mask``: a copy keeps it, two pictures that share one strong edge (a shore) or
+    a smooth layout do not. 0 when there is nothing to compare: too little overlap, or a band
+    spreading less than ``DENSE_SIGNAL`` (nearly flat water: what is left of it, a smooth gradient,
+    correlates as well between two look-alike lake patches, 0.89, as between copies)."""
+    import cv2
+
+    a, b, m = ga, gb, mask
+    if work != 1.0:
+        h, w = ga.shape
+        size = (max(8, round(w * work)), max(8, round(h * work)))
+        a, b = (cv2.resize(x, size, interpolation=cv2.INTER_AREA) for x in (ga, gb))
+        m = cv2.resize(mask.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST) > 0
+        sigma *= work
+    both = _content(a) & _content(b)
+    ba, bb = _band(a, both, sigma), _band(b, both, sigma)
+    m &= both
+    if np.count_nonzero(m) < 64 or min(float(ba[m].std()), float(bb[m].std())) < DENSE_SIGNAL:
+        return 0.0
+    return _ncc(_even(ba, both, sigma), _even(bb, both, sigma), m)
+
+
+def _rotation_check(fa: Features, fb: Features) -> tuple[PairCheck, float]:
+    """``fb`` turned by each right angle and resized onto ``fa``'s frame: the smoothed pictures
+    correlated over what is picture in both (``_picture_mask``); with the best turn's correlation
+    of the evened band (``_evened_ncc``), which ``_oriented`` also requires."""
     import cv2
 
     h, w = fa.gray.shape
-    best = PairCheck(0.0, "rotation")
+    sigma = max(BLUR_SIGMA, fa.scale, fb.scale * max(h, w) / max(fb.gray.shape))
+    r = int(np.ceil(3 * sigma))
+    best, place = PairCheck(0.0, "rotation"), None
     for k in range(4):
         rb = np.rot90(fb.smooth, k)
         if k % 2 and abs(rb.shape[0] / rb.shape[1] - h / w) > 0.05 * h / w:
             continue
         rb = cv2.resize(np.ascontiguousarray(rb), (w, h), interpolation=cv2.INTER_AREA)
-        s = _ncc(fa.smooth, rb)
+        gb = cv2.resize(np.ascontiguousarray(np.rot90(fb.gray, k)), (w, h), interpolation=cv2.INTER_AREA)
+        mask = _picture_mask(fa.gray, gb, r)
+        s = _ncc(fa.smooth, rb, mask)
         if s > best.score:
-            best = PairCheck(s, "rotation", 0, 90.0 * k, 1.0, 1.0)
-    return best
+            best, place = PairCheck(s, "rotation", 0, 90.0 * k, 1.0, 1.0), (gb, mask)
+    return best, (_evened_ncc(fa.gray, place[0], place[1], sigma) if place is not None else 0.0)
 
 
 @lru_cache(maxsize=256)
@@ -414,11 +478,12 @@ def _tilt_frame(w: int, h: int, angle: float, r: int) -> tuple[np.ndarray, np.nd
     return M, cv2.erode(valid, disc, borderType=cv2.BORDER_CONSTANT, borderValue=0).astype(bool)
 
 
-def _tilt_check(fa: Features, fb: Features) -> PairCheck | None:
+def _tilt_check(fa: Features, fb: Features) -> tuple[PairCheck, float] | None:
     """Small images (too few keypoints to align): a search over slight rotations at each right angle.
 
     Run at the originals' own resolution, so it is cheap: every right angle at a coarse step, then
-    the best one refined; the edge band and rotation fill are left out as in the keypoint check.
+    the best one refined; the edge band and fill (in either picture) are left out. With the best
+    tilt's correlation of the evened band (``_evened_ncc``), as ``_rotation_check``.
     """
     import cv2
 
@@ -429,8 +494,8 @@ def _tilt_check(fa: Features, fb: Features) -> PairCheck | None:
     size = (max(8, round(w * n / max(h, w))), max(8, round(h * n / max(h, w))))
     a = cv2.resize(fa.smooth, size, interpolation=cv2.INTER_AREA)
     ga = cv2.resize(fa.gray, size, interpolation=cv2.INTER_AREA)
+    sigma = max(BLUR_SIGMA, fa.scale, fb.scale * max(h, w) / max(fb.gray.shape)) * n / max(h, w)
     r = int(np.ceil(3 * max(BLUR_SIGMA, fa.scale) * n / max(h, w)))
-    disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
     turns = []
     for k in range(4):
         rb, gb = np.rot90(fb.smooth, k), np.rot90(fb.gray, k)
@@ -443,9 +508,10 @@ def _tilt_check(fa: Features, fb: Features) -> PairCheck | None:
         M, inner = _tilt_frame(size[0], size[1], angle, r)
         wb = cv2.warpAffine(rb, M, size, flags=cv2.INTER_LINEAR, borderValue=0)
         raw = cv2.warpAffine(gb, M, size, flags=cv2.INTER_LINEAR, borderValue=0)
-        fill = ((raw < FILL_BLACK) & (ga >= FILL_BLACK)) | ((ga < FILL_BLACK) & (raw >= FILL_BLACK))
-        fill = cv2.dilate(fill.astype(np.uint8), disc).astype(bool)
-        return PairCheck(_ncc(a, wb, inner & ~fill), "tilt", 0, 90.0 * k + angle, 1.0, float(inner.mean()))
+        # fill in either picture (not only in one) is left out: two padded or edited copies of
+        # different flat patches would otherwise correlate through their fill's outline
+        return PairCheck(_ncc(a, wb, _picture_mask(ga, raw, r, inner)), "tilt", 0, 90.0 * k + angle, 1.0,
+                         float(inner.mean()))
 
     coarse = [float(x) for x in np.arange(-TILT, TILT + 1e-6, 2 * TILT_STEP) if x != 0]
     best = max((score(k, rb, gb, x) for k, rb, gb in turns for x in coarse), key=lambda c: c.score, default=None)
@@ -459,7 +525,10 @@ def _tilt_check(fa: Features, fb: Features) -> PairCheck | None:
             c = score(k, rb, gb, x)
             if c.score > best.score:
                 best = c
-    return best
+    # the best tilt's evened band (at the originals' resolution, as coarse as the dense check works)
+    M, inner = _tilt_frame(size[0], size[1], best.rotation - 90.0 * k, r)
+    raw = cv2.warpAffine(gb, M, size, flags=cv2.INTER_LINEAR, borderValue=0)
+    return best, _evened_ncc(ga, raw, _picture_mask(ga, raw, r, inner), sigma, work=1.0)
 
 
 def _crop_check(fa: Features, fb: Features) -> PairCheck | None:
@@ -528,6 +597,11 @@ def _fast_accept(fa: Features, fb: Features) -> PairCheck | None:
             continue
         fill = (gray < FILL_BLACK) != (fa.gray < FILL_BLACK)
         if np.count_nonzero(fill & inner) > FAST_FILL * np.count_nonzero(inner):
+            continue
+        # fill in both (two padded or edited copies) is no picture: two flat patches with their
+        # padding or an erased box in the same place would correlate through its outline
+        inner = _picture_mask(fa.gray, gray, r, inner)
+        if np.count_nonzero(inner) < 64 or float(fa.smooth[inner].std()) < FLAT:
             continue
         score = _ncc(fa.smooth, smooth, inner)
         if score >= SURE and _ncc(fa.fine, fine, inner) >= FAST_FINE:
@@ -668,11 +742,15 @@ a: np.ndarray, gb: np.ndarray, M: np.ndarray, sigma: float) -> PairCheck:
     r = int(np.ceil(DENSE_BAND[0] * sigma))
     disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
     mask = cv2.erode(both.astype(np.uint8), disc, borderType=cv2.BORDER_CONSTANT, borderValue=0) > 0
+    # fill in both (the same erased box or padding) rings alike in both after JPEG: left out as far
+    # as the band's coarse blur reaches from it, or two flat patches correlate through it
+    mask &= ~_near(frame & ~ca & ~cb, int(np.ceil(DENSE_BAND[1] * sigma)))
     n_frame = np.count_nonzero(frame)
     check.overlap = float(n_frame) / max(1.0, min(float(h * w), gb.size * scale * scale))
     # picture in one and fill in the other, within the overlap: erased (an edited copy)
     check.edited = float(np.count_nonzero(frame & (ca != cb))) / max(1, np.count_nonzero(frame & (ca | cb)))
-    if np.count_nonzero(mask) < max(64, (1.0 - PARTIAL_SHARE) * n_frame):
+    # enough left to compare: a share of the overlap that is picture in either (fill in both is none)
+    if np.count_nonzero(mask) < max(64, (1.0 - PARTIAL_SHARE) * np.count_nonzero(frame & (ca | cb))):
         return check
     ba, bb = _band(a, both, sigma), _band(wgb, both, sigma)
     if min(float(ba[mask].std()), float(bb[mask].std())) < DENSE_SIGNAL:
@@ -814,13 +892,25 @@ def _oriented(fa: Features, fb: Features) -> PairCheck:
         return kp if kp is not None else PairCheck(0.0, "none")
     rot = _rotation_check(fa, fb)
     # a slight turn of a right angle still correlates somewhat unaligned: search only then
-    tilt = _tilt_check(fa, fb) if rot.score >= TILT_GATE else None
-    alts = [c for c in (rot, _crop_check(fa, fb), tilt) if c is not None]
-    best = max(alts, key=lambda c: c.score)
-    best.score = 1.0 - (1.0 - best.score) * (1.0 + RICH_PENALTY * rich)
+    tilt = _tilt_check(fa, fb) if rot[0].score >= TILT_GATE else None
+    crop = _crop_check(fa, fb)
+    alts = [c for c in (rot, (crop, 1.0) if crop is not None else None, tilt) if c is not None]
+    for c, even in alts:
+        # the smoothed pictures' correlation, discounted for a keypoint-rich pair, and the evened
+        # band's, which one shared strong edge or a smooth layout does not carry: both must hold
+        c.score = min(1.0 - (1.0 - c.score) * (1.0 + RICH_PENALTY * rich), even)
+    best = max((c for c, _ in alts), key=lambda c: c.score)
     if kp is not None and kp.score > best.score:
         return kp
     return best
+
+
+def _told_back(check: PairCheck) -> PairCheck:
+    """A check of the first picture onto the second, told in the first's frame."""
+    check.rotation = -check.rotation
+    check.scale = 1.0 / check.scale if check.scale else 1.0
+    check.coverage, check.inside = check.inside, check.coverage
+    return check
 
 
 def _either_way(fa: Features, fb: Features) -> PairCheck:
@@ -831,10 +921,70 @@ def _either_way(fa: Features, fb: Features) -> PairCheck:
     if best.score < SURE:
         back = _oriented(fb, fa)
         if back.score > best.score:
-            back.rotation = -back.rotation
-            back.scale = 1.0 / back.scale if back.scale else 1.0
-            back.coverage, back.inside = back.inside, back.coverage
-            best = back
+            best = _told_back(back)
+    return best
+
+
+def _channels(fa: Features, fb: Features, M: np.ndarray) -> float:
+    """``fb`` aligned onto ``fa`` by ``M`` (verification frames) and compared channel by channel
+    on their ``colour`` views: the lowest correlation, any monotone curve undone (``_curve_ncc``),
+    of a channel that has texture (1.0 when none has). A grade maps each channel through its own
+    monotone curve, so every channel keeps its order; a picture whose colours changed in places
+    (another day, a leaf turning brown) or a look-alike in other colours does not."""
+    import cv2
+
+    if fa.colour is None or fb.colour is None:
+        return 1.0
+    ca, cb = fa.colour, fb.colour
+    h, w = ca.shape[:2]
+    ka, kb = w / fa.gray.shape[1], cb.shape[1] / fb.gray.shape[1]
+    # M in the colour views' pixels (pixel centres: x_view = k (x + 0.5) - 0.5 on either side)
+    A = np.float64(M[:, :2])
+    Ms = np.hstack([A * (ka / kb), (ka * (M[:, 2] + A @ np.full(2, 0.5 / kb - 0.5)) + 0.5 * ka - 0.5)[:, None]])
+    Ms = Ms.astype(np.float32)
+    wb = cv2.warpAffine(cb, Ms, (w, h), flags=cv2.INTER_LINEAR, borderValue=0)
+    valid = cv2.warpAffine(np.ones(cb.shape[:2], np.uint8), Ms, (w, h), flags=cv2.INTER_NEAREST, borderValue=0)
+    mask = cv2.erode(valid, np.ones((3, 3), np.uint8), borderType=cv2.BORDER_CONSTANT, borderValue=0) > 0
+    for x in (ca, wb):  # fill (padding, an erased part) is no colour of the picture
+        mask &= ~((x.max(axis=2) < FILL_BLACK) | (x.min(axis=2) > 255 - FILL_BLACK))
+    if np.count_nonzero(mask) < 64:
+        return 0.0
+    scores = [_curve_ncc(ca[..., i][mask].astype(np.float64), wb[..., i][mask].astype(np.float64))
+              for i in range(3) if float(ca[..., i][mask].std()) >= FLAT]
+    return min(scores, default=1.0)
+
+
+def _curve_ncc(a: np.ndarray, b: np.ndarray) -> float:
+    """Pearson correlation of ``a`` and ``b`` after ``b``'s values are mapped onto ``a``'s by their
+    ranks (histogram matching): any monotone curve on ``b`` is undone, and unlike a rank correlation
+    the flat, noisy parts of a picture do not outweigh its structure."""
+    from scipy.stats import rankdata
+
+    if a.size < 64:
+        return 0.0
+    matched = np.interp(rankdata(b) - 1.0, np.arange(a.size, dtype=np.float64), np.sort(a))
+    return _ncc(a, matched)
+
+
+def _graded(fa: Features, fb: Features) -> PairCheck:
+    """A pair whose mean colours differ by more than ``MAX_CHROMA``: a strong grade (white balance,
+    per-channel curves, a filter) or another picture. Only a keypoint alignment may call it a copy
+    (a whole-picture correlation would pair look-alikes of similar layout in other colours), either
+    way and mirrored, and the aligned pictures must then also correlate channel by channel
+    (``_channels``)."""
+    best = PairCheck(0.0, "colour")
+    for flip in (False, True):
+        g = mirrored(fb) if flip else fb
+        for x, y, back in ((fa, g, False), (g, fa, True)):
+            kp = _keypoint_check(x, y)
+            if kp is None or kp.transform is None or kp.score <= best.score:
+                continue
+            kp.score = min(kp.score, _channels(x, y, kp.transform))
+            if kp.score > best.score:
+                best = _told_back(kp) if back else kp
+                best.mirrored, best.colour = flip, True
+            if best.score >= SURE:
+                return best
     return best
 
 
@@ -851,8 +1001,8 @@ def compare(fa: Features, fb: Features) -> PairCheck:
     flat = max(float(fa.smooth.std()), float(fb.smooth.std())) < FLAT
     if fa.chroma is not None and fb.chroma is not None:
         dc = float(np.abs(fa.chroma - fb.chroma).max())
-        if dc > MAX_CHROMA:
-            return PairCheck(0.0, "colour")
+        if dc > MAX_CHROMA:  # a strong grade or another picture: keypoints and every channel must agree
+            return _graded(fa, fb)
     if flat and dc > FLAT_CHROMA:  # two flat pictures of other colours: only their texture can tell
         best = _dense_check(fa, fb)
     else:
