@@ -32,7 +32,8 @@ TILE = 64
 COPY_SHARE = 0.02
 
 
-def sources(data: Path) -> list[np.ndarray]:
+def sources(data: Path, names: list[str] | None = None) -> list[np.ndarray]:
+    """The pictures tiles are cut from (``names``, when given, receives their file names)."""
     from PIL import Image
 
     paths = [p for p in sorted((data / "deepforest-aerial").glob("*")) if p.suffix in (".png", ".JPG")]
@@ -42,6 +43,8 @@ def sources(data: Path) -> list[np.ndarray]:
         img = Image.open(p).convert("RGB")
         if min(img.size) >= 4 * TILE:
             out.append(np.asarray(img))
+            if names is not None:
+                names.append(p.name)
     return out
 
 
@@ -107,7 +110,8 @@ def main() -> None:
 
     load0 = open("/proc/loadavg").read().split()[0]
     t0 = time.perf_counter()
-    col = Collection(sources(Path(args.data)), args.n)
+    names: list[str] = []
+    col = Collection(sources(Path(args.data), names), args.n)
     vec = col.vectors()
     items = pd.DataFrame({"key": [str(i) for i in range(args.n)], "path": [f"t{i}" for i in range(args.n)],
                           "frame": -1, "x": -1, "y": -1, "w": -1, "h": -1, "width": TILE, "height": TILE,
@@ -182,6 +186,10 @@ def main() -> None:
             overlapping += 1
         else:
             false += 1
+            if false <= 10:  # say what they are: which pictures, where, how they were verified
+                print(f"  false member: {names[col.pic[a]]} tile at ({col.x[a]}, {col.y[a]}) in the group of "
+                      f"{names[col.pic[b]]} tile at ({col.x[b]}, {col.y[b]}) (overlap {shared:.2f}); score "
+                      f"{res['score'].iat[i]:.3f}, reason {res['reason'].iat[i]}")
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     t_cand = spent["candidate_pairs"] + spent["dihedral_pairs"]
     t_check = t_all - t_cand - spent["gate_pairs"]

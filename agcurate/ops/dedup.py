@@ -17,7 +17,9 @@ verification against the kept file, one keeper per group.
    a duplicate when that score is at least ``threshold``. This is what separates a crop from a
    look-alike.
 5. Groups grow along verified pairs, strongest first; two groups merge only when every member
-   of both verifies against the kept item of the merged group (largest, sharpest or first), so
+   of both verifies against the kept item of the merged group (largest, sharpest or first; when
+   some member does not verify against that one, the next best or the kept item of either group
+   may keep it: ``KEEPER_TRIES``), so
    no group holds a file that is not a copy of its kept file: A~B and B~C does not put A and C
    together, and a copy joins the group of the picture it copies best. Verification first
    rejects cheaply (the strongest keypoints must agree on one transform; keypoint-rich pairs
@@ -38,6 +40,10 @@ CANDIDATE_SIMILARITY = 0.5   # embedding cosine needed to be checked at all
 K = 25                       # neighbours per item considered as candidates (a slightly rotated small copy,
                              # black-cornered, can rank past 20 among same-class look-alikes)
 KEEP_POLICIES = ("largest", "sharpest", "first")
+KEEPER_TRIES = 3             # members (best by the keep policy first) tried as the kept item of a merged group ...
+WHOLE = 0.9                  # ... when every member lies inside it (this share of its frame; resized, cropped) ...
+KEEPER_CONTENT = 0.9         # ... or has at most 1 / this of its pixels inside any padding (a padded copy)
+PAD_SPREAD = 2.0             # grey-level spread under which a border row or column is padding (``content_area``)
 BATCH_PAIRS = 128            # pairs verified between two updates of the groups
 FEATURE_CACHE = 1024         # items whose verification features are kept in memory ...
 CACHE_BYTES = 768 << 20      # ... and at most this many bytes of them
@@ -541,6 +547,40 @@ def _keeper(members: list[int], rank: np.ndarray) -> int:
     return min(members, key=lambda i: rank[i])
 
 
+def content_area(rgb: np.ndarray) -> float:
+    """Pixels of a picture inside the uniform rows and columns along its edges (letterbox bars,
+    padding of any one colour, a plain background; spread under ``PAD_SPREAD`` grey levels),
+    trimmed in turn until none is left: a padded copy and its original measure alike."""
+    x = np.asarray(rgb, np.float32)
+    g = x.mean(axis=2) if x.ndim == 3 else x
+    y0, y1, x0, x1 = 0, g.shape[0], 0, g.shape[1]
+    for _ in range(4):  # bars along one side cut rows across the other: trim until nothing changes
+        box = g[y0:y1, x0:x1]
+        if box.size == 0:
+            return 0.0
+        r, c = np.flatnonzero(box.std(axis=1) >= PAD_SPREAD), np.flatnonzero(box.std(axis=0) >= PAD_SPREAD)
+        if not len(r) or not len(c):
+            return 0.0
+        new = (y0 + r[0], y0 + r[-1] + 1, x0 + c[0], x0 + c[-1] + 1)
+        if new == (y0, y1, x0, x1):
+            break
+        y0, y1, x0, x1 = new
+    return float((y1 - y0) * (x1 - x0))
+
+
+def _keepers(merged: list[int], rank: np.ndarray, kept_a: int, kept_b: int) -> list[int]:
+    """Who may keep a merged group, in the order tried (the keep policy's order): its
+    ``KEEPER_TRIES`` best members and the kept items of the two groups. A padded copy may be the
+    largest file while a crop of the original does not verify against it: the group then keeps the
+    original, against which every member does verify, rather than leaving the padded copy out.
+    ``find_duplicates`` lets one of them keep only when no member shows more of the picture: each
+    lies inside it (``WHOLE``: a resized, re-encoded, turned or cropped copy) or has about as many
+    pixels inside any padding (``content_area``: a padded copy). A crop that lies inside two pictures
+    that are no copies of each other never keeps them both."""
+    best = sorted(merged, key=lambda i: rank[i])[:KEEPER_TRIES]
+    return sorted(set(best) | {kept_a, kept_b}, key=lambda i: rank[i])
+
+
 def reason_of(check: PairCheck, same_size: bool) -> str:
     """What makes a verified copy differ from its kept file, as ``+``-joined kinds: ``mirrored``,
     ``rotated``, ``cropped`` (also padded or wider), ``resized``, ``colour``, ``edited``; a copy with
@@ -660,6 +700,21 @@ def find_duplicates(vectors: np.ndarray, items: "pd.DataFrame", *,  # noqa: F821
                 out[m] = checked[(int(rep[kept]), int(rep[m]))]
         return out
 
+    def col(name: str) -> np.ndarray:
+        return items[name].fillna(0).to_numpy() if name in items.columns else np.zeros(n)
+
+    areas: dict[int, float] = {}
+
+    def content(i: int) -> float:
+        """Pixels of item ``i`` inside any uniform bars (padding): a member that extends beyond a
+        fallback keeper must have no more of them than the keeper (``_keepers``)."""
+        if i not in areas:
+            try:
+                areas[i] = content_area(load(i)) if load is not None else float(col("width")[i] * col("height")[i])
+            except Exception:  # noqa: BLE001 - unreadable: it keeps nothing
+                areas[i] = 0.0
+        return areas[i]
+
     # groups grow along verified pairs, strongest first; two groups merge only when every member
     # of both verifies against the kept item of the merged group, so a chain A~B~C whose ends
     # differ stays apart, and a copy joins the group of the picture it copies best
@@ -677,8 +732,14 @@ def find_duplicates(vectors: np.ndarray, items: "pd.DataFrame", *,  # noqa: F821
         if ra == rb:
             continue
         merged = members_of[ra] + members_of[rb]
-        kept = _keeper(merged, rank)
-        scores = score_to(kept, [m for m in merged if m != kept], need=threshold)
+        scores, first = None, _keeper(merged, rank)
+        for kept in _keepers(merged, rank, kept_of.get(ra, members_of[ra][0]), kept_of.get(rb, members_of[rb][0])):
+            scores = score_to(kept, [m for m in merged if m != kept], need=threshold)
+            if scores is not None and kept != first and not all(
+                    c.inside >= WHOLE or KEEPER_CONTENT * content(m) <= content(kept) for m, c in scores.items()):
+                scores = None  # a member shows more of the picture than it (not padding): it may not keep
+            if scores is not None:
+                break
         if scores is not None:
             uf.union(ra, rb)
             r = uf.find(ra)
@@ -689,9 +750,6 @@ def find_duplicates(vectors: np.ndarray, items: "pd.DataFrame", *,  # noqa: F821
             members_of[r], kept_of[r], scores_of[r] = merged, kept, scores
     plans = [(kept_of[r], sorted(m), scores_of[r]) for r, m in members_of.items() if len(m) > 1]
     plans.sort(key=lambda p: p[1][0])
-
-    def col(name: str) -> np.ndarray:
-        return items[name].fillna(0).to_numpy() if name in items.columns else np.zeros(n)
 
     width, height = col("width"), col("height")
     group = np.full(n, -1, np.int64)
