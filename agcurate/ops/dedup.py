@@ -703,6 +703,10 @@ def find_duplicates(vectors: np.ndarray, items: "pd.DataFrame", *,  # noqa: F821
     def col(name: str) -> np.ndarray:
         return items[name].fillna(0).to_numpy() if name in items.columns else np.zeros(n)
 
+    # only a smaller member may keep instead of the first choice: the fallback is for a padded copy or an
+    # upscaled thumbnail that is the largest file; among files of one size the keep policy has nothing to do
+    # with padding, and retrying them after every refused merge of shifted tiles costs a fifth more pairs
+    area = col("width") * col("height")
     areas: dict[int, float] = {}
 
     def content(i: int) -> float:
@@ -733,7 +737,9 @@ def find_duplicates(vectors: np.ndarray, items: "pd.DataFrame", *,  # noqa: F821
             continue
         merged = members_of[ra] + members_of[rb]
         scores, first = None, _keeper(merged, rank)
-        for kept in _keepers(merged, rank, kept_of.get(ra, members_of[ra][0]), kept_of.get(rb, members_of[rb][0])):
+        tries = [k for k in _keepers(merged, rank, kept_of.get(ra, members_of[ra][0]),
+                                     kept_of.get(rb, members_of[rb][0])) if k == first or area[k] < area[first]]
+        for kept in tries:
             scores = score_to(kept, [m for m in merged if m != kept], need=threshold)
             if scores is not None and kept != first and not all(
                     c.inside >= WHOLE or KEEPER_CONTENT * content(m) <= content(kept) for m, c in scores.items()):
