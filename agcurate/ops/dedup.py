@@ -568,17 +568,22 @@ def content_area(rgb: np.ndarray) -> float:
     return float((y1 - y0) * (x1 - x0))
 
 
-def _keepers(merged: list[int], rank: np.ndarray, kept_a: int, kept_b: int) -> list[int]:
-    """Who may keep a merged group, in the order tried (the keep policy's order): its
-    ``KEEPER_TRIES`` best members and the kept items of the two groups. A padded copy may be the
+def _keepers(merged: list[int], rank: np.ndarray, kept_a: int, kept_b: int, area: np.ndarray) -> list[int]:
+    """Who may keep a merged group, in the order tried (the keep policy's order): the policy's
+    first choice, then those of its ``KEEPER_TRIES`` best members and the kept items of the two
+    groups that have fewer pixels (``area``) than it. A padded copy or an upscaled thumbnail may be the
     largest file while a crop of the original does not verify against it: the group then keeps the
     original, against which every member does verify, rather than leaving the padded copy out.
     ``find_duplicates`` lets one of them keep only when no member shows more of the picture: each
     lies inside it (``WHOLE``: a resized, re-encoded, turned or cropped copy) or has about as many
     pixels inside any padding (``content_area``: a padded copy). A crop that lies inside two pictures
-    that are no copies of each other never keeps them both."""
+    that are no copies of each other never keeps them both. Among files of one size the keep policy
+    has nothing to do with padding, and retrying them after every refused merge of shifted tiles
+    would cost a fifth more verified pairs at scale."""
     best = sorted(merged, key=lambda i: rank[i])[:KEEPER_TRIES]
-    return sorted(set(best) | {kept_a, kept_b}, key=lambda i: rank[i])
+    first = best[0]
+    smaller = {k for k in (*best, kept_a, kept_b) if area[k] < area[first]}
+    return [first] + sorted(smaller, key=lambda i: rank[i])
 
 
 def reason_of(check: PairCheck, same_size: bool) -> str:
@@ -703,9 +708,6 @@ def find_duplicates(vectors: np.ndarray, items: "pd.DataFrame", *,  # noqa: F821
     def col(name: str) -> np.ndarray:
         return items[name].fillna(0).to_numpy() if name in items.columns else np.zeros(n)
 
-    # only a smaller member may keep instead of the first choice: the fallback is for a padded copy or an
-    # upscaled thumbnail that is the largest file; among files of one size the keep policy has nothing to do
-    # with padding, and retrying them after every refused merge of shifted tiles costs a fifth more pairs
     area = col("width") * col("height")
     areas: dict[int, float] = {}
 
@@ -714,7 +716,7 @@ def find_duplicates(vectors: np.ndarray, items: "pd.DataFrame", *,  # noqa: F821
         fallback keeper must have no more of them than the keeper (``_keepers``)."""
         if i not in areas:
             try:
-                areas[i] = content_area(load(i)) if load is not None else float(col("width")[i] * col("height")[i])
+                areas[i] = content_area(load(i)) if load is not None else float(area[i])
             except Exception:  # noqa: BLE001 - unreadable: it keeps nothing
                 areas[i] = 0.0
         return areas[i]
@@ -737,9 +739,8 @@ def find_duplicates(vectors: np.ndarray, items: "pd.DataFrame", *,  # noqa: F821
             continue
         merged = members_of[ra] + members_of[rb]
         scores, first = None, _keeper(merged, rank)
-        tries = [k for k in _keepers(merged, rank, kept_of.get(ra, members_of[ra][0]),
-                                     kept_of.get(rb, members_of[rb][0])) if k == first or area[k] < area[first]]
-        for kept in tries:
+        for kept in _keepers(merged, rank, kept_of.get(ra, members_of[ra][0]), kept_of.get(rb, members_of[rb][0]),
+                             area):
             scores = score_to(kept, [m for m in merged if m != kept], need=threshold)
             if scores is not None and kept != first and not all(
                     c.inside >= WHOLE or KEEPER_CONTENT * content(m) <= content(kept) for m, c in scores.items()):
